@@ -1,0 +1,82 @@
+"""``suggest``: one note in, one formats.md result out, never an exception.
+
+Scribe post-processing calls this once per note, so the pipeline is built once
+per process and reused. Input that cannot be coded (not text, too long, empty)
+gets a result with ``error`` set; nothing here logs or raises note text.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from typing import Any
+
+from spacy.language import Language
+
+from notecoder.pipeline import load
+from notecoder.result import doc_to_result, empty_result
+
+log = logging.getLogger(__name__)
+
+SETTINGS = ("outpatient", "inpatient")
+#: Longest note accepted, in characters (a dictated note is rarely over 50,000).
+MAX_NOTE_CHARS = 1_000_000
+#: Control characters other than tab, newline and carriage return, and lone
+#: surrogates: replaced one-for-one by a space / U+FFFD so offsets stay valid.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+_nlp: Language | None = None
+_lock = threading.Lock()
+
+
+def default_pipeline() -> Language:
+    """The process-wide pipeline, built on first use."""
+    global _nlp
+    with _lock:
+        if _nlp is None:
+            _nlp = load()
+        return _nlp
+
+
+def clean_text(text: str) -> str:
+    """The note with control characters and lone surrogates replaced, same length."""
+    return _SURROGATE.sub("\ufffd", _CONTROL.sub(" ", text))
+
+
+def suggest(
+    text: Any,
+    *,
+    note_id: str | None = None,
+    setting: str = "outpatient",
+    nlp: Language | None = None,
+) -> dict[str, Any]:
+    """Code suggestions, gap flags and entities for one note (formats.md result)."""
+    if setting not in SETTINGS:
+        return empty_result(note_id, f"unknown setting {setting!r}: use outpatient or inpatient")
+    if isinstance(text, bytes | bytearray):
+        try:
+            text = bytes(text).decode("utf-8-sig")
+        except UnicodeDecodeError as err:
+            return empty_result(note_id, f"note is not UTF-8 text (bad byte at {err.start})")
+    if not isinstance(text, str):
+        return empty_result(note_id, f"note text must be a string, not {type(text).__name__}")
+    if len(text) > MAX_NOTE_CHARS:
+        return empty_result(
+            note_id, f"note too long: {len(text)} characters (limit {MAX_NOTE_CHARS})"
+        )
+    if not text.strip():
+        result = empty_result(note_id)
+        result["setting"] = setting
+        return result
+    try:
+        nlp = nlp or default_pipeline()
+        doc = nlp.make_doc(clean_text(text))
+        doc._.setting = setting
+        result = doc_to_result(nlp(doc), note_id)
+    except Exception as err:  # one bad note must never stop the caller
+        log.error("note %s failed: %s", note_id, type(err).__name__)
+        return empty_result(note_id, f"internal error: {type(err).__name__}")
+    # Evidence texts come from the cleaned text; offsets index the text as given.
+    return result

@@ -1,0 +1,83 @@
+"""The ``notecoder`` command: ``suggest`` one note, ``build`` the pipeline."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from notecoder.api import SETTINGS, suggest
+from notecoder.pipeline import DEFAULT_MODEL, build, load
+
+_CONTEXT_CHARS = 40
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="notecoder", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_suggest = sub.add_parser("suggest", help="code one note (a file, or - for standard input)")
+    p_suggest.add_argument("file", nargs="?", default="-", help="note text file, or - (default)")
+    p_suggest.add_argument("--setting", choices=SETTINGS, default="outpatient")
+    p_suggest.add_argument("--format", choices=("json", "text"), default="json")
+    p_suggest.add_argument("--note-id", help="id to report (default: the file name)")
+    p_suggest.add_argument("--model", help="pipeline folder (default: build from pipelines/)")
+    p_build = sub.add_parser("build", help="assemble the pipeline into a folder")
+    p_build.add_argument("output", nargs="?", default=str(DEFAULT_MODEL))
+    args = parser.parse_args(argv)
+
+    if args.command == "build":
+        print(f"pipeline saved to {build(args.output)}")
+        return 0
+    try:
+        raw = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
+    except OSError as err:
+        print(f"notecoder: cannot read {args.file}: {err.strerror}", file=sys.stderr)
+        return 2
+    note_id = args.note_id or (None if args.file == "-" else Path(args.file).stem)
+    nlp = load(args.model) if args.model else None
+    result = suggest(raw, note_id=note_id, setting=args.setting, nlp=nlp)
+    if args.format == "json":
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+    else:
+        text = raw.decode("utf-8-sig", errors="replace")
+        print(render_text(result, text))
+    return 1 if result["error"] else 0
+
+
+def render_text(result: dict[str, Any], text: str) -> str:
+    """What a coder reads: codes with descriptions, flags, evidence quoted in context."""
+    lines = [f"Note {result['note_id'] or '-'} ({result.get('setting', 'outpatient')})"]
+    if result["error"]:
+        lines.append(f"ERROR: {result['error']}")
+        return "\n".join(lines)
+    lines.append("")
+    lines.append("Suggested codes:" if result["codes"] else "Suggested codes: none")
+    for code in result["codes"]:
+        lines.append(f"  {code['code']:<9} {code['description']}  (confidence {code['confidence']})")
+        lines.extend(_evidence_lines(code["evidence"], text))
+    lines.append("")
+    lines.append("Documentation-gap flags:" if result["flags"] else "Documentation-gap flags: none")
+    for flag in result["flags"]:
+        on = f" [{flag['code']}]" if flag.get("code") else ""
+        lines.append(f"  {flag['flag']}{on}: {flag['message']}")
+        lines.extend(_evidence_lines(flag["evidence"], text))
+    return "\n".join(lines)
+
+
+def _evidence_lines(evidence: list[dict[str, Any]], text: str) -> list[str]:
+    out = []
+    for ev in evidence:
+        before = text[max(0, ev["start"] - _CONTEXT_CHARS) : ev["start"]]
+        after = text[ev["end"] : ev["end"] + _CONTEXT_CHARS]
+        quote = " ".join(f"...{before}[{text[ev['start']:ev['end']]}]{after}...".split())
+        section = ev.get("section") or "no section"
+        context = ", ".join(f"{m['attribute']} by '{m['text']}'" for m in ev.get("modifiers", []))
+        out.append(f"      {ev['label']} in {section}: {quote}" + (f" ({context})" if context else ""))
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""ICD-10-CM code data, read from simple-icd-10-cm's FY2026 tabular list.
+
+The coder never types a code with its region or 7th character: it names a
+family stem ("M53.8", "M51.3", "S33.5") and a region, and this module finds the
+billable leaf under that stem whose tabular description names the region, then
+walks down 6th-character qualifiers (pain split, neurogenic claudication, disc
+level) and the 7th character (initial encounter) by their descriptions too.
+So a change in the tabular list changes our codes, not our code.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+
+import simple_icd_10_cm as icd
+
+#: Region phrases of the tabular descriptions. Alternatives are tried leftmost
+#: first, so "mid-cervical region" wins over the "cervical region" inside it.
+_DESC_REGION = re.compile(
+    r"site unspecified|occipito-atlanto-axial region|head region|high cervical region"
+    r"|mid-cervical region|unspecified cervical region|at (C\d-C\d) level|cervicothoracic region"
+    r"|thoracolumbar region|lumbosacral region|sacral and sacrococcygeal region"
+    r"|multiple sites in spine|cervical region|thoracic region|lumbar region|sacral region"
+)
+
+_PHRASE_REGION: dict[str, str | None] = {
+    "site unspecified": None,
+    "occipito-atlanto-axial region": "occipito-atlanto-axial",
+    "head region": "head",
+    "high cervical region": "cervical",
+    "mid-cervical region": "cervical",
+    "unspecified cervical region": "cervical",
+    "cervicothoracic region": "cervicothoracic",
+    "thoracolumbar region": "thoracolumbar",
+    "lumbosacral region": "lumbosacral",
+    "sacral and sacrococcygeal region": "sacral",
+    "multiple sites in spine": "multiple",
+    "cervical region": "cervical",
+    "thoracic region": "thoracic",
+    "lumbar region": "lumbar",
+    "sacral region": "sacral",
+}
+
+#: Cervical disc levels the tabular list puts in the "high cervical region".
+_HIGH_CERVICAL = {"C2-C3", "C3-C4"}
+
+#: 6th-character qualifiers, by the wording of the tabular descriptions.
+PAIN_SPLIT: dict[str | None, str] = {
+    "back": "with discogenic back pain only",
+    "leg": "with lower extremity pain only",
+    "both": "with discogenic back pain and lower extremity pain",
+    None: "without mention of",
+}
+SIDE: dict[str | None, str] = {"right": "right side", "left": "left side", None: "unspecified side"}
+
+
+class CodeNotFound(LookupError):
+    """The tabular list has no billable code for that family and qualifiers."""
+
+
+@dataclass(frozen=True)
+class Qualifiers:
+    """What, beyond the region, picks one leaf of a family."""
+
+    level: str | None = None  # cervical disc level, "C5-C6"
+    pain: str | None = "unset"  # key of PAIN_SPLIT; "unset" when the family has no split
+    claudication: bool = False
+    side: str | None = "unset"  # key of SIDE; "unset" when the family has no side
+
+
+def description(code: str) -> str:
+    """The tabular description of a code."""
+    return icd.get_description(code)
+
+
+def is_billable(code: str) -> bool:
+    """True for a valid FY2026 code that has no children (a billable leaf)."""
+    return icd.is_valid_item(code) and icd.is_leaf(code) and not icd.is_chapter_or_block(code)
+
+
+def excludes1(code: str) -> list[str]:
+    """Excludes1 notes of the code and of its ancestors, nearest first."""
+    notes: list[str] = []
+    for item in [code, *icd.get_ancestors(code)]:
+        notes.extend(icd.get_excludes1(item))
+    return notes
+
+
+@cache
+def _children(code: str) -> tuple[str, ...]:
+    return tuple(icd.get_children(code))
+
+
+def _level_of(code: str) -> str | None:
+    match = _DESC_REGION.search(description(code))
+    return match.group(1) if match else None
+
+
+def _pick(codes: list[str], phrase: str) -> str | None:
+    found = [c for c in codes if phrase in description(c)]
+    return found[0] if len(found) == 1 else None
+
+
+def _descend(code: str, q: Qualifiers) -> str:
+    """Walk from a region code down to a billable leaf by the qualifiers."""
+    while not icd.is_leaf(code):
+        children = list(_children(code))
+        chosen: str | None = None
+        if len(children[0].replace(".", "")) == 7:  # 7th character: initial encounter
+            chosen = next(c for c in children if "initial encounter" in description(c))
+        elif q.pain != "unset" and _pick(children, PAIN_SPLIT[q.pain]):
+            chosen = _pick(children, PAIN_SPLIT[q.pain])
+        elif any("neurogenic claudication" in description(c) for c in children):
+            wording = "with" if q.claudication else "without"
+            chosen = _pick(children, f"{wording} neurogenic claudication")
+        elif q.side != "unset" and _pick(children, SIDE[q.side]):
+            chosen = _pick(children, SIDE[q.side])
+        elif any(_level_of(c) for c in children):  # mid-cervical: by disc level
+            chosen = next((c for c in children if q.level and _level_of(c) == q.level), None)
+            chosen = chosen or _pick(children, "unspecified level")
+        if chosen is None:
+            raise CodeNotFound(f"no qualifier picks a child of {code}")
+        code = chosen
+    return code
+
+
+@cache
+def _region_codes(family: str) -> tuple[tuple[str, str | None], ...]:
+    """(code, region) for the region-level codes under a family stem."""
+    out: list[tuple[str, str | None]] = []
+    stack = list(_children(family))
+    while stack:
+        code = stack.pop(0)
+        if len(code.replace(".", "")) == 7:
+            continue
+        match = _DESC_REGION.search(description(code))
+        if match and match.group(0) == "mid-cervical region":
+            out.append((code, "cervical"))
+            continue
+        if match:
+            out.append((code, "cervical" if match.group(1) else _PHRASE_REGION[match.group(0)]))
+        else:
+            stack.extend(_children(code))
+    return tuple(out)
+
+
+def resolve(family: str, region: str | None = None, q: Qualifiers | None = None) -> str:
+    """The billable leaf of ``family`` for ``region`` and qualifiers.
+
+    ``region`` None asks for the site-unspecified code. A family that is
+    itself a leaf (M53.3) or has no region codes (M54.3, S33.5) is descended by
+    its qualifiers alone. Raises CodeNotFound where the tabular list has no code.
+    """
+    q = q or Qualifiers()
+    if not icd.is_valid_item(family):
+        raise CodeNotFound(family)
+    candidates = _region_codes(family)
+    if not candidates:
+        return _descend(family, q)
+    matching = [code for code, reg in candidates if reg == region]
+    if region == "cervical" and len(matching) > 1:
+        matching = _cervical_choice(matching, q.level)
+    if len(matching) != 1:
+        raise CodeNotFound(f"{family} has no single code for region {region!r}")
+    return _descend(matching[0], q)
+
+
+def _cervical_choice(codes: list[str], level: str | None) -> list[str]:
+    """Among high / mid / unspecified cervical codes, the one for this disc level."""
+    by_phrase = {_DESC_REGION.search(description(c)).group(0): c for c in codes}  # type: ignore[union-attr]
+    if level in _HIGH_CERVICAL and "high cervical region" in by_phrase:
+        return [by_phrase["high cervical region"]]
+    if level and "mid-cervical region" in by_phrase:
+        return [by_phrase["mid-cervical region"]]
+    for phrase in ("unspecified cervical region", "cervical region"):
+        if phrase in by_phrase:
+            return [by_phrase[phrase]]
+    return codes
+
+
+def regions_of_family(family: str) -> list[str | None]:
+    """Every region a family has a code for (None: site unspecified)."""
+    return list(dict.fromkeys(reg for _, reg in _region_codes(family)))

@@ -1,0 +1,142 @@
+"""Entity rules: CONDITION, PAIN, IMAGING_FINDING and TREATMENT mentions.
+
+A subclass of spaCy's own ``SpanRuler``, so the patterns (pipelines/spine/
+entity_patterns.jsonl) are loaded at ``initialize`` and saved with the pipeline
+by its ``to_disk``/``from_disk``. Unlike ``doc.ents``, mentions go to the span
+group ``doc.spans["notecoder"]`` where they may overlap the SPINAL_LEVEL spans
+inside them. Within one label the longest match wins. Each span's pattern id
+becomes ``span._.concept``; the coder reads that, never the surface text.
+
+After matching, short forms that scispaCy's AbbreviationDetector tied to a
+long form ("degenerative disc disease (DDD)" ... "DDD") get the long form's
+label and concept, and attributes that live beside the mention are read off its
+sentence: imaging modality, treatment duration and response, and side.
+"""
+
+import re
+from collections.abc import Iterable
+
+from spacy.language import Language
+from spacy.pipeline import SpanRuler
+from spacy.tokens import Doc, Span
+from spacy.util import filter_spans
+
+from notecoder.extensions import SPANS_KEY
+
+MODALITIES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("MRI", re.compile(r"\b(?:MRI|MR|(?i:magnetic resonance)|STIR|T2|T1)\b")),
+    ("CT", re.compile(r"\b(?:CT|CAT scan|computed tomography|myelogram|CT myelogram)\b")),
+    (
+        "X-ray",
+        re.compile(r"\b(?:x-?rays?|radiographs?|radiographic|plain films?|films)\b", re.I),
+    ),
+)
+_DURATION = re.compile(
+    r"\b(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|twelve|several|a few)"
+    r"(?:\s*-\s*|\s+)(?:days?|weeks?|months?|years?|sessions?|visits?|treatments?)\b",
+    re.I,
+)
+_RESPONSE: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (
+        "failed",
+        re.compile(
+            r"\b(?:failed|failure of|without (?:relief|improvement|benefit)|no (?:relief|"
+            r"improvement|benefit)|did not (?:help|improve)|not help(?:ful|ed)?|minimal relief|"
+            r"refractory to|despite)\b",
+            re.I,
+        ),
+    ),
+    ("partial", re.compile(r"\b(?:partial|temporary|some) (?:relief|improvement|benefit)\b", re.I)),
+    ("improved", re.compile(r"\b(?:improved|helped|good relief|significant relief|resolved)\b", re.I)),
+)
+_SIDE = re.compile(r"\b((?i:right|left|bilateral|bilaterally)|R|L)\b(?!\s*\d)")
+_SIDE_NAME = {"r": "right", "l": "left", "bilaterally": "bilateral"}
+
+
+@Language.factory(
+    "notecoder_entities",
+    default_config={
+        "spans_key": SPANS_KEY,
+        "phrase_matcher_attr": "LOWER",
+        "validate": False,
+    },
+)
+def make_entity_ruler(
+    nlp: Language, name: str, spans_key: str, phrase_matcher_attr: str, validate: bool
+) -> "EntityRuler":
+    """Build the entity ruler; patterns come at ``initialize`` or ``from_disk``."""
+    return EntityRuler(
+        nlp, name, spans_key=spans_key, phrase_matcher_attr=phrase_matcher_attr, validate=validate
+    )
+
+
+class EntityRuler(SpanRuler):
+    """SpanRuler that keeps overlapping labels and sets notecoder attributes."""
+
+    def __init__(
+        self, nlp: Language, name: str, *, spans_key: str, phrase_matcher_attr: str, validate: bool
+    ) -> None:
+        super().__init__(
+            nlp,
+            name,
+            spans_key=spans_key,
+            annotate_ents=False,
+            phrase_matcher_attr=phrase_matcher_attr,
+            validate=validate,
+            overwrite=False,
+        )
+
+    def __call__(self, doc: Doc) -> Doc:
+        matches = self.match(doc) if self.patterns else []
+        spans: list[Span] = []
+        for label in ("CONDITION", "PAIN", "IMAGING_FINDING", "TREATMENT"):
+            spans.extend(filter_spans([s for s in matches if s.label_ == label]))
+        spans.extend(self._abbreviations(doc, spans))
+        for span in spans:
+            span._.concept = span.id_ or None
+            self._set_attributes(span)
+        group = doc.spans[self.key] if self.key in doc.spans else []
+        doc.spans[self.key] = sorted([*group, *spans], key=lambda s: (s.start, -s.end))
+        return doc
+
+    @staticmethod
+    def _abbreviations(doc: Doc, spans: list[Span]) -> Iterable[Span]:
+        """Short forms whose long form is a mention become that mention too."""
+        if not Doc.has_extension("abbreviations"):
+            return []
+        by_offsets = {(s.start, s.end): s for s in spans}
+        covered = {i for s in spans for i in range(s.start, s.end)}
+        found: list[Span] = []
+        for short in doc._.abbreviations:
+            long_form = short._.long_form
+            source = by_offsets.get((long_form.start, long_form.end))
+            if source is None:
+                source = next(
+                    (s for s in spans if s.start <= long_form.start and long_form.end <= s.end), None
+                )
+            defining = 0 <= short.start - long_form.end <= 2  # "(DDD)" right after its long form
+            if source is None or defining or any(i in covered for i in range(short.start, short.end)):
+                continue
+            span = Span(doc, short.start, short.end, label=source.label_, span_id=source.id_)
+            span._.abbreviation_of = source
+            found.append(span)
+            covered.update(range(short.start, short.end))
+        return found
+
+    @staticmethod
+    def _set_attributes(span: Span) -> None:
+        """Read modality, duration, response and side off the mention's sentence."""
+        sent = span.sent if span.doc.has_annotation("SENT_START") else span.doc[:]
+        text = sent.text
+        if span.label_ == "IMAGING_FINDING" or span.label_ == "CONDITION":
+            span._.modality = next((name for name, rx in MODALITIES if rx.search(text)), None)
+        if span.label_ == "TREATMENT":
+            duration = _DURATION.search(text)
+            span._.duration = duration.group(0) if duration else None
+            span._.response = next((name for name, rx in _RESPONSE if rx.search(text)), None)
+        if span.label_ in ("CONDITION", "PAIN"):
+            window = span.doc[max(span.start - 3, sent.start) : min(span.end + 6, sent.end)].text
+            side = _SIDE.search(window)
+            span._.side = (
+                _SIDE_NAME.get(side.group(1).lower(), side.group(1).lower()) if side else None
+            )

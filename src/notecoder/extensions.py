@@ -1,0 +1,51 @@
+"""Custom attributes that notecoder's components set on ``Doc`` and ``Span``.
+
+Registered once, on import, with ``force=True`` so that reloading a pipeline in
+the same process never fails. Everything a component tells the next one travels
+here, never through component state, so any component can be replaced alone.
+"""
+
+from __future__ import annotations
+
+from spacy.tokens import Doc, Span
+
+#: The span group every notecoder mention lives in (spans may overlap there,
+#: unlike ``doc.ents``: a CONDITION can contain its SPINAL_LEVEL).
+SPANS_KEY = "notecoder"
+#: Region words ("lumbar", "low back", "neck") found by the level component.
+#: They are not entities of their own; linking reads them.
+REGION_WORDS_KEY = "notecoder_region_words"
+
+LABELS: tuple[str, ...] = ("CONDITION", "PAIN", "SPINAL_LEVEL", "IMAGING_FINDING", "TREATMENT")
+
+_SPAN_ATTRS: dict[str, object] = {
+    # SPINAL_LEVEL / region words: the normalised vertebra span and region.
+    "levels": None,  # list[str], e.g. ["T12", "L1"]
+    "region": None,  # str, one of notecoder.regions.REGIONS
+    # CONDITION / PAIN / ... : what linking tied the mention to.
+    "linked_levels": None,  # list[Span] of SPINAL_LEVEL spans
+    "regions": None,  # list[str], one per region the mention is tied to
+    "concept": None,  # str: the rule id, e.g. "disc_degeneration"
+    "side": None,  # "right" | "left" | "bilateral" | None
+    "modality": None,  # IMAGING_FINDING: "MRI" | "CT" | "X-ray"
+    "duration": None,  # TREATMENT: "6 weeks"
+    "response": None,  # TREATMENT: "failed" | "improved" | ...
+    "abbreviation_of": None,  # Span: the long form this short form stands for
+}
+
+_DOC_ATTRS: dict[str, object] = {
+    "codes": None,  # list[dict], formats.md "codes"
+    "flags": None,  # list[dict], formats.md "flags"
+    "setting": "outpatient",
+}
+
+
+def register() -> None:
+    """Register every notecoder extension (idempotent)."""
+    for name, default in _SPAN_ATTRS.items():
+        Span.set_extension(name, default=default, force=True)
+    for name, default in _DOC_ATTRS.items():
+        Doc.set_extension(name, default=default, force=True)
+
+
+register()

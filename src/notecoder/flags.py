@@ -1,0 +1,182 @@
+"""Documentation-gap flags (coding-rules.md section 4), each with its evidence.
+
+A flag is what a coder or auditor would query the provider about. The names
+are fixed by the spec; the message says what is missing in plain words.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from spacy.tokens import Doc, Span
+
+from notecoder.linker import is_precise
+from notecoder.regions import REGION_PHRASE
+from notecoder.sections import section_of
+
+if TYPE_CHECKING:
+    from notecoder.coder import Candidate
+
+FLAGS: tuple[str, ...] = (
+    "PAIN_ONLY",
+    "REGION_UNSPECIFIED",
+    "REGION_CONFLICT",
+    "IMAGING_MISSING",
+    "CONSERVATIVE_CARE_MISSING",
+    "MULTI_REGION",
+    "DISCITIS_EXCLUDES1",
+    "MORE_SPECIFIC_CODE",
+    "UNCERTAIN_DX",
+)
+#: Families whose codes do not raise MORE_SPECIFIC_CODE.
+GENERAL_FAMILIES = ("M53.8", "M54.", "M46.4")
+
+
+def _flag(name: str, message: str, evidence: list[Span], code: str | None = None) -> dict[str, Any]:
+    flag: dict[str, Any] = {"flag": name, "message": message, "evidence": evidence}
+    if code:
+        flag["code"] = code
+    return flag
+
+
+def compute_flags(
+    doc: Doc,
+    candidates: list[Candidate],
+    uncertain: list[Span],
+    mentions: list[Span],
+    rules: dict[str, Any],
+) -> list[dict[str, Any]]:
+    """All flags that apply to the note, in the spec's order."""
+    flags: list[dict[str, Any]] = []
+    pain_prefixes = tuple(rules["pain_codes"])
+    conditions = [c for c in candidates if c.kind == "condition"]
+    if candidates and all(c.code.startswith(pain_prefixes) for c in candidates):
+        flags.append(
+            _flag(
+                "PAIN_ONLY",
+                "Only pain is documented: no named spine condition supports a more specific "
+                "code (M53.8- would not survive audit).",
+                [s for c in candidates for s in c.evidence],
+            )
+        )
+    for c in conditions:
+        if c.region is None and not rules["concepts"].get(c.concept, {}).get("no_region"):
+            flags.append(
+                _flag(
+                    "REGION_UNSPECIFIED",
+                    f"No spinal region or level is documented for {c.evidence[0].text!r}.",
+                    c.evidence,
+                    c.code,
+                )
+            )
+    flags.extend(_region_conflicts(conditions, rules))
+    for c in conditions:
+        if not c.family_m53_8:
+            continue
+        imaging = _imaging_for(c.region, mentions, rules)
+        if not imaging:
+            flags.append(
+                _flag(
+                    "IMAGING_MISSING",
+                    f"No imaging finding documented for {REGION_PHRASE[c.region]}.",
+                    c.evidence,
+                    c.code,
+                )
+            )
+    m53 = [c for c in conditions if c.family_m53_8]
+    if m53 and not [m for m in mentions if m.label_ == "TREATMENT" and _documented(m)]:
+        flags.append(
+            _flag(
+                "CONSERVATIVE_CARE_MISSING",
+                "No conservative treatment (physical therapy, chiropractic, injections, bracing, "
+                "medication trial) is documented.",
+                [s for c in m53 for s in c.evidence],
+                m53[0].code,
+            )
+        )
+    regions = {c.region for c in conditions if c.region}
+    if len(regions) > 1 or "multiple" in regions:
+        flags.append(
+            _flag(
+                "MULTI_REGION",
+                "Conditions are documented in more than one region: one code per region.",
+                [s for c in conditions for s in c.evidence],
+            )
+        )
+    for c in conditions:
+        if c.code.startswith(("M46.4", "M46.3")):
+            flags.append(
+                _flag(
+                    "DISCITIS_EXCLUDES1",
+                    "Discitis is Excludes1 at M50-M54: coded to M46.-, never to M53.8- or M54.-.",
+                    c.evidence,
+                    c.code,
+                )
+            )
+    for c in conditions:
+        if not c.code.startswith(GENERAL_FAMILIES):
+            flags.append(
+                _flag(
+                    "MORE_SPECIFIC_CODE",
+                    f"{c.code} is more specific than M53.8-/M54.- for {c.evidence[0].text!r}.",
+                    c.evidence,
+                    c.code,
+                )
+            )
+    if uncertain:
+        flags.append(
+            _flag(
+                "UNCERTAIN_DX",
+                "A spine diagnosis is documented as uncertain"
+                + (
+                    ": it is coded as established (inpatient)."
+                    if doc._.setting == "inpatient"
+                    else ": the documented symptoms are coded instead (outpatient)."
+                ),
+                uncertain,
+            )
+        )
+    return flags
+
+
+def _documented(span: Span) -> bool:
+    """Documented as done (now or before): not negated, planned, or a relative's."""
+    return not (span._.is_negated or span._.is_hypothetical or span._.is_family)
+
+
+def _imaging_for(region: str | None, mentions: list[Span], rules: dict[str, Any]) -> list[Span]:
+    """Imaging findings that document ``region`` (a finding with no region counts for all)."""
+    sections = set(rules["imaging_sections"])
+    found = []
+    for m in mentions:
+        is_finding = m.label_ == "IMAGING_FINDING" or (
+            m.label_ == "CONDITION" and (m._.modality or section_of(m) in sections)
+        )
+        if is_finding and _documented(m) and (not m._.regions or region in m._.regions):
+            found.append(m)
+    return found
+
+
+def _region_conflicts(conditions: list[Candidate], rules: dict[str, Any]) -> list[dict[str, Any]]:
+    compatible = rules["compatible_regions"]
+    out = []
+    for c in conditions:
+        for span in c.evidence:
+            anchors = span._.linked_levels or []
+            words = {a._.region for a in anchors if not is_precise(a)}
+            levels = {a._.region for a in anchors if is_precise(a)}
+            clash = {
+                w for w in words if levels and w not in levels and not levels & set(compatible.get(w, []))
+            }
+            if clash:
+                out.append(
+                    _flag(
+                        "REGION_CONFLICT",
+                        f"{span.text!r} names the {'/'.join(sorted(clash))} region but the documented "
+                        f"levels are {', '.join(sorted(levels))}: the levels decide the code.",
+                        [span, *anchors],
+                        c.code,
+                    )
+                )
+                break
+    return out

@@ -1,0 +1,85 @@
+"""Tie every mention to the spinal levels and region words it is about.
+
+The coder needs a region for each condition, and the gap flags need the region
+of each imaging finding and treatment. A level belongs to a mention of the same
+sentence (or list item, which the sentence splitter makes its own sentence):
+levels inside the mention first ("thoracolumbar junction syndrome"), then each
+remaining level goes to the nearest mention before it, or, before the first
+mention, to the first mention after it. So "degenerative disc disease at
+T12-L1 and L4-5" links both levels (two regions) and "herniation at L4-5 and
+facet arthropathy at L5-S1" links one each. Mentions of different labels are
+linked independently: "ESI at L4-5 for radiculopathy" gives both the level.
+"""
+
+from collections import defaultdict
+
+from spacy.language import Language
+from spacy.tokens import Doc, Span
+
+from notecoder.extensions import REGION_WORDS_KEY, SPANS_KEY
+
+LINKED_LABELS = ("CONDITION", "PAIN", "IMAGING_FINDING", "TREATMENT")
+
+
+@Language.factory("notecoder_linker", default_config={"spans_key": SPANS_KEY})
+def make_linker(nlp: Language, name: str, spans_key: str) -> "Linker":
+    """Build the linker (it has no rules: nothing to save)."""
+    return Linker(spans_key)
+
+
+class Linker:
+    """Sets ``span._.linked_levels`` and ``span._.regions`` on every mention."""
+
+    def __init__(self, spans_key: str) -> None:
+        self.spans_key = spans_key
+
+    def __call__(self, doc: Doc) -> Doc:
+        spans = list(doc.spans[self.spans_key]) if self.spans_key in doc.spans else []
+        words = list(doc.spans[REGION_WORDS_KEY]) if REGION_WORDS_KEY in doc.spans else []
+        anchors = [s for s in spans if s.label_ == "SPINAL_LEVEL"] + words
+        mentions = [s for s in spans if s.label_ in LINKED_LABELS]
+        by_sentence: dict[int, list[Span]] = defaultdict(list)
+        for anchor in anchors:
+            by_sentence[_sentence_start(anchor)].append(anchor)
+        for label in LINKED_LABELS:
+            same_label = sorted((m for m in mentions if m.label_ == label), key=lambda m: m.start)
+            groups: dict[int, list[Span]] = defaultdict(list)
+            for mention in same_label:
+                groups[_sentence_start(mention)].append(mention)
+            for sent_start, group in groups.items():
+                others = [m for m in mentions if m.label_ != label]
+                self._link(group, by_sentence.get(sent_start, []), others)
+        return doc
+
+    @staticmethod
+    def _link(group: list[Span], anchors: list[Span], others: list[Span]) -> None:
+        linked: dict[int, list[Span]] = {i: [] for i in range(len(group))}
+        for anchor in sorted(anchors, key=lambda a: a.start):
+            inside = [i for i, m in enumerate(group) if m.start <= anchor.start and anchor.end <= m.end]
+            if inside:
+                linked[inside[0]].append(anchor)
+                continue
+            # A level or region word inside a mention of another label ("low back"
+            # of "low back pain") is that mention's, not this one's.
+            if any(o.start <= anchor.start and anchor.end <= o.end for o in others):
+                continue
+            before = [i for i, m in enumerate(group) if m.end <= anchor.start]
+            linked[before[-1] if before else 0].append(anchor)
+        for i, mention in enumerate(group):
+            anchors_of = linked[i]
+            source = [a for a in anchors_of if is_precise(a)] or anchors_of
+            mention._.linked_levels = anchors_of
+            mention._.regions = list(dict.fromkeys(a._.region for a in source if a._.region))
+
+
+def is_precise(anchor: Span) -> bool:
+    """A level written as vertebrae (T12-L1, L5 root), not a region name.
+
+    Region names ("thoracolumbar junction", "lumbar") yield to precise levels
+    when both are linked: coding-rules.md lets the levels decide the code.
+    """
+    return anchor.label_ == "SPINAL_LEVEL" and "junction" not in anchor.text.lower()
+
+
+def _sentence_start(span: Span) -> int:
+    return span.sent.start if span.doc.has_annotation("SENT_START") else 0

@@ -1,0 +1,63 @@
+"""Build the notecoder pipeline from pipelines/, or load an assembled one.
+
+``load()`` reads pipelines/spine/config.cfg and its rule files (data, not code)
+and initialises every component from them; ``build()`` saves the result to a
+folder (models/spine) that ``load(path)`` or plain ``spacy.load`` reads back
+with no rule file beside it, because each component saves its own rules.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import scispacy.abbreviation  # noqa: F401  (registers "abbreviation_detector")
+import spacy
+from spacy.language import Language
+from spacy.util import load_config, load_model_from_config
+
+# Importing the component modules registers their factories.
+from notecoder import (  # noqa: F401
+    coder,
+    context,
+    entities,
+    extensions,
+    levels,
+    linker,
+    sections,
+    sentences,
+)
+
+#: The pipeline definitions of the checkout this package was installed from.
+PIPELINES_DIR = Path(__file__).resolve().parents[2] / "pipelines"
+DEFAULT_PIPELINE = PIPELINES_DIR / "spine"
+#: Where ``notecoder build`` puts the assembled pipeline.
+DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "spine"
+#: spaCy refuses longer texts; our own limit (notecoder.api.MAX_NOTE_CHARS) is lower.
+_SPACY_MAX_LENGTH = 5_000_000
+
+
+def load(path: str | Path | None = None) -> Language:
+    """The pipeline: assembled from ``pipelines/spine`` or, given a path, loaded from it.
+
+    ``path`` may be a pipeline definition folder (with config.cfg and rule
+    files) or a folder written by :func:`build` / ``nlp.to_disk``.
+    """
+    if path is not None and (Path(path) / "meta.json").exists():
+        nlp = spacy.load(path)
+    else:
+        definition = Path(path) if path is not None else DEFAULT_PIPELINE
+        if not (definition / "config.cfg").exists():
+            raise FileNotFoundError(f"no pipeline at {definition} (config.cfg or meta.json)")
+        config = load_config(definition / "config.cfg", overrides={"paths.rules": str(definition)})
+        nlp = load_model_from_config(config, auto_fill=True, validate=True)
+        nlp.initialize()
+    nlp.max_length = _SPACY_MAX_LENGTH
+    return nlp
+
+
+def build(output: str | Path = DEFAULT_MODEL, definition: str | Path | None = None) -> Path:
+    """Assemble the pipeline from its definition and save it to ``output``."""
+    nlp = load(definition)
+    output = Path(output)
+    nlp.to_disk(output)
+    return output

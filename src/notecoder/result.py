@@ -1,0 +1,115 @@
+"""A processed Doc as the result JSON of formats.md (field names are fixed there)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from spacy.tokens import Doc, Span
+
+from notecoder.codes import description
+from notecoder.context import CATEGORY_ATTRIBUTE
+from notecoder.extensions import SPANS_KEY
+from notecoder.sections import section_of
+
+_ATTRS = (
+    ("negated", "is_negated"),
+    ("historical", "is_historical"),
+    ("hypothetical", "is_hypothetical"),
+    ("uncertain", "is_uncertain"),
+    ("family", "is_family"),
+)
+
+
+def empty_result(note_id: str | None, error: str | None = None) -> dict[str, Any]:
+    """The result of a note with nothing found, or that could not be processed."""
+    return {"note_id": note_id, "codes": [], "flags": [], "entities": [], "error": error}
+
+
+def evidence(span: Span) -> dict[str, Any]:
+    """One evidence entry: offsets, text, label and section of a mention."""
+    return {
+        "start": span.start_char,
+        "end": span.end_char,
+        "text": span.text,
+        "label": span.label_,
+        "section": section_of(span),
+        "modifiers": modifiers(span),
+    }
+
+
+def modifiers(span: Span) -> list[dict[str, Any]]:
+    """The ConText triggers that set this mention's attributes, with their offsets."""
+    out = []
+    for modifier in getattr(span._, "modifiers", ()) or ():
+        attribute = CATEGORY_ATTRIBUTE.get(modifier.category)
+        if attribute is None:
+            continue
+        start, end = modifier.modifier_span
+        trigger = span.doc[start:end]
+        out.append(
+            {
+                "attribute": attribute,
+                "category": modifier.category,
+                "text": trigger.text,
+                "start": trigger.start_char,
+                "end": trigger.end_char,
+            }
+        )
+    return out
+
+
+def entity(span: Span) -> dict[str, Any]:
+    """One mention as a formats.md entity."""
+    out: dict[str, Any] = {
+        "start": span.start_char,
+        "end": span.end_char,
+        "text": span.text,
+        "label": span.label_,
+    }
+    for name, attr in _ATTRS:
+        out[name] = bool(getattr(span._, attr, False))
+    out["section"] = section_of(span)
+    if span.label_ == "SPINAL_LEVEL":
+        out["levels"] = list(span._.levels or [])
+        out["region"] = span._.region
+    else:
+        linked = [a for a in span._.linked_levels or [] if a.label_ == "SPINAL_LEVEL"]
+        out["levels"] = list(dict.fromkeys(v for a in linked for v in a._.levels or []))
+        regions = list(span._.regions or [])
+        out["region"] = regions[0] if regions else None
+        out["regions"] = regions
+        out["concept"] = span._.concept
+    for extra in ("modality", "side", "duration", "response"):
+        value = getattr(span._, extra)
+        if value:
+            out[extra] = value
+    out["modifiers"] = modifiers(span)
+    return out
+
+
+def doc_to_result(doc: Doc, note_id: str | None) -> dict[str, Any]:
+    """The formats.md result for a Doc the full pipeline has processed."""
+    codes = [
+        {
+            "code": c.code,
+            "description": description(c.code),
+            "confidence": c.confidence,
+            "region": c.region,
+            "evidence": [evidence(s) for s in c.evidence],
+        }
+        for c in doc._.codes or []
+    ]
+    flags = []
+    for f in doc._.flags or []:
+        flag = {k: v for k, v in f.items() if k != "evidence"}
+        flag["evidence"] = [evidence(s) for s in f["evidence"]]
+        flags.append(flag)
+    spans = doc.spans[SPANS_KEY] if SPANS_KEY in doc.spans else []
+    return {
+        "note_id": note_id,
+        "setting": doc._.setting,
+        "codes": codes,
+        "flags": flags,
+        "entities": [entity(s) for s in sorted(spans, key=lambda s: (s.start_char, -s.end_char))],
+        "error": None,
+    }

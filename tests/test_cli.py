@@ -1,0 +1,63 @@
+"""The ``notecoder`` command as a coder and a script would use it."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+
+from notecoder import api
+from notecoder.cli import main
+from tests.conftest import SAMPLE
+
+
+def test_suggest_text_format_on_sample(nlp, monkeypatch, capsys):
+    monkeypatch.setattr(api, "_nlp", nlp)
+    assert main(["suggest", str(SAMPLE), "--format", "text"]) == 0
+    out = capsys.readouterr().out
+    assert "M53.85" in out
+    assert "Other specified dorsopathies, thoracolumbar region" in out
+    assert "Documentation-gap flags: none" in out
+    assert "[Thoracolumbar junction syndrome]" in out  # evidence quoted in context
+
+
+def test_suggest_text_format_shows_flags_and_context(nlp, monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(api, "_nlp", nlp)
+    note = tmp_path / "n.txt"
+    note.write_text("Assessment: thoracolumbar back pain. No evidence of discitis.")
+    assert main(["suggest", str(note), "--format", "text"]) == 0
+    out = capsys.readouterr().out
+    assert "PAIN_ONLY" in out
+    assert re.search(r"M54\.\d+", out)
+
+
+def test_suggest_json_from_stdin_inpatient(nlp, monkeypatch, capsys):
+    monkeypatch.setattr(api, "_nlp", nlp)
+    monkeypatch.setattr(sys, "stdin", _Stdin(b"Assessment: possible discitis at L2-3."))
+    assert main(["suggest", "-", "--setting", "inpatient"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [c["code"] for c in result["codes"]] == ["M46.46"]
+    assert {f["flag"] for f in result["flags"]} == {"DISCITIS_EXCLUDES1", "UNCERTAIN_DX"}
+
+
+def test_missing_file_is_a_clear_error(capsys):
+    assert main(["suggest", "/nonexistent/note.txt"]) == 2
+    assert "cannot read /nonexistent/note.txt" in capsys.readouterr().err
+
+
+def test_console_script_runs(tmp_path):
+    exe = shutil.which("notecoder")
+    cmd = [exe] if exe else [sys.executable, "-m", "notecoder.cli"]
+    proc = subprocess.run([*cmd, "suggest", str(SAMPLE)], capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert [c["code"] for c in json.loads(proc.stdout)["codes"]] == ["M53.85"]
+
+
+class _Stdin:
+    def __init__(self, data: bytes) -> None:
+        import io
+
+        self.buffer = io.BytesIO(data)
