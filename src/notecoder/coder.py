@@ -113,7 +113,8 @@ class Coder:
                         except icd.CodeNotFound:
                             continue
         for concept, spec in self.rules["pain"].items():
-            for side in ("unset", "right", "left", None):
+            sides = ("right", "left", None) if spec.get("by_side") else ("unset",)
+            for side in sides:
                 code = icd.resolve(spec["code"], None, icd.Qualifiers(side=side))
                 table.setdefault(code, (concept, None))
         return table

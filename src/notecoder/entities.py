@@ -91,6 +91,8 @@ class EntityRuler(SpanRuler):
         spans: list[Span] = []
         for label in ("CONDITION", "PAIN", "IMAGING_FINDING", "TREATMENT"):
             spans.extend(filter_spans([s for s in matches if s.label_ == label]))
+        defining = self._defining_short_forms(doc)
+        spans = [s for s in spans if (s.start, s.end) not in defining]
         spans.extend(self._abbreviations(doc, spans))
         for span in spans:
             span._.concept = span.id_ or None
@@ -98,6 +100,17 @@ class EntityRuler(SpanRuler):
         group = doc.spans[self.key] if self.key in doc.spans else []
         doc.spans[self.key] = sorted([*group, *spans], key=lambda s: (s.start, -s.end))
         return doc
+
+    @staticmethod
+    def _defining_short_forms(doc: Doc) -> set[tuple[int, int]]:
+        """The "(DDD)" right after its long form: part of that mention, not another one."""
+        if not Doc.has_extension("abbreviations"):
+            return set()
+        return {
+            (short.start, short.end)
+            for short in doc._.abbreviations
+            if 0 <= short.start - short._.long_form.end <= 2
+        }
 
     @staticmethod
     def _abbreviations(doc: Doc, spans: list[Span]) -> Iterable[Span]:
@@ -114,7 +127,7 @@ class EntityRuler(SpanRuler):
                 source = next(
                     (s for s in spans if s.start <= long_form.start and long_form.end <= s.end), None
                 )
-            defining = 0 <= short.start - long_form.end <= 2  # "(DDD)" right after its long form
+            defining = 0 <= short.start - long_form.end <= 2
             if source is None or defining or any(i in covered for i in range(short.start, short.end)):
                 continue
             span = Span(doc, short.start, short.end, label=source.label_, span_id=source.id_)

@@ -69,7 +69,8 @@ class Linker:
             anchors_of = linked[i]
             source = [a for a in anchors_of if is_precise(a)] or anchors_of
             mention._.linked_levels = anchors_of
-            mention._.regions = list(dict.fromkeys(a._.region for a in source if a._.region))
+            regions = (r for a in source for r in (a._.regions or [a._.region]) if r)
+            mention._.regions = list(dict.fromkeys(regions))
 
 
 def is_precise(anchor: Span) -> bool:

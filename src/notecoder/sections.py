@@ -1,0 +1,146 @@
+"""Sections: clinic headings, SOAP (S:/O:/A:/P:) and radiology (FINDINGS/IMPRESSION).
+
+A subclass of medspaCy's ``Sectionizer`` that differs in three ways that the
+coder depends on:
+
+- its rules (pipelines/spine/section_rules.json) are loaded at ``initialize``
+  and saved by ``to_disk``, so a saved pipeline keeps them (medspaCy #243, #192);
+- a heading counts only where a heading can stand: at the start of a line, after
+  the comma MTSamples left for a line break, or after the end of a sentence, so
+  "assessment" or "plan:" in running prose is not a heading;
+- unlisted headings ("WORK STATUS:") open a section of category ``other``
+  instead of being absorbed into the previous one (medspaCy #80), so the
+  assessment ends where the note's next heading begins.
+"""
+
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import srsly
+from medspacy.section_detection import Sectionizer, SectionRule
+from spacy.language import Language
+from spacy.tokens import Doc, Span, Token
+from spacy.util import ensure_path
+
+from notecoder.extensions import SPANS_KEY
+
+#: Sections whose content is the diagnostic statement (coding-rules.md section 3).
+DIAGNOSTIC_SECTIONS = frozenset({"assessment_and_plan", "impression", "diagnoses"})
+_RULES_FILE = "section_rules.json"
+_DEFAULT_RULES = Path(__file__).resolve().parents[2] / "pipelines" / "spine" / _RULES_FILE
+#: Tokens after which a heading may start (besides a line break).
+_BEFORE_HEADING = {",", ".", ";", "!", "?"}
+
+
+def section_of(item: Span | Token) -> str | None:
+    """The category of the section a span or token lies in (None before any heading)."""
+    token = item[0] if isinstance(item, Span) else item
+    return token._.section_category
+
+
+@Language.factory("notecoder_sectionizer", default_config={"span_group_name": SPANS_KEY})
+def make_sectionizer(nlp: Language, name: str, span_group_name: str) -> "NotecoderSectionizer":
+    """Build the sectionizer; rules come at ``initialize`` or ``from_disk``."""
+    return NotecoderSectionizer(nlp, name, span_group_name)
+
+
+class NotecoderSectionizer(Sectionizer):
+    """medspaCy's Sectionizer with line-start headings and serialisable rules."""
+
+    def __init__(self, nlp: Language, name: str, span_group_name: str) -> None:
+        self._rule_dicts: list[dict[str, Any]] = []
+        self._listed: dict[str, str] = {}
+        super().__init__(
+            nlp,
+            name=name,
+            rules=None,
+            require_start_line=True,
+            input_span_type="group",
+            span_group_name=span_group_name,
+            span_attrs=None,
+        )
+
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Any]] | None = None,
+        *,
+        nlp: Language | None = None,
+        data_path: str | Path | None = None,
+    ) -> None:
+        """Load the heading rules (default: the repository's section_rules.json)."""
+        self._load(srsly.read_json(data_path or _DEFAULT_RULES)["section_rules"])
+
+    def _load(self, rule_dicts: list[dict[str, Any]]) -> None:
+        self._rule_dicts = list(rule_dicts)
+        # The medspaCy matcher can only grow: rebuild it from scratch.
+        super().__init__(
+            self.nlp,
+            name=self.name,
+            rules=None,
+            require_start_line=True,
+            input_span_type="group",
+            span_group_name=self._span_group_name,
+            span_attrs=None,
+        )
+        rules = [SectionRule.from_dict(d) for d in rule_dicts]
+        self.add(rules)
+        tokenizer = self.nlp.tokenizer
+        self._listed = {
+            " ".join(t.lower_ for t in tokenizer(rule.pattern.rstrip(":"))): rule._rule_id
+            for rule in rules
+            if isinstance(rule.pattern, str)
+        }
+
+    def __call__(self, doc: Doc) -> Doc:
+        if not self._rule_dicts:
+            raise ValueError("notecoder_sectionizer has no rules: call nlp.initialize()")
+        return super().__call__(doc)
+
+    def filter_start_lines(
+        self, doc: Doc, matches: list[tuple[int, int, int]]
+    ) -> list[tuple[int, int, int]]:
+        """Keep headings where a heading can stand; a listed heading beats ``other``.
+
+        The matcher keeps one of two equally long matches, so an ``other`` match
+        whose words are a listed heading is given back the listed heading's rule.
+        """
+        kept = []
+        for match_id, start, end in matches:
+            if not _heading_position(doc, start):
+                continue
+            rule = self._rule_for(match_id)
+            if rule.category == "other":
+                words = " ".join(t.lower_ for t in doc[start : end - 1] if not t.is_space)
+                if words in self._listed:
+                    match_id = self.nlp.vocab.strings.add(self._listed[words])
+            kept.append((match_id, start, end))
+        return kept
+
+    def _rule_for(self, match_id: int) -> SectionRule:
+        return self._Sectionizer__matcher.rule_map[self.nlp.vocab.strings[match_id]]
+
+    def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
+        path = ensure_path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        srsly.write_json(path / _RULES_FILE, {"section_rules": self._rule_dicts})
+
+    def from_disk(
+        self, path: str | Path, *, exclude: Iterable[str] = ()
+    ) -> "NotecoderSectionizer":
+        self._load(srsly.read_json(ensure_path(path) / _RULES_FILE)["section_rules"])
+        return self
+
+
+def _heading_position(doc: Doc, start: int) -> bool:
+    """True at the start of the text, of a line, or of a sentence."""
+    if start == 0:
+        return True
+    prev = doc[start - 1]
+    if "\n" in prev.text or "\n" in prev.whitespace_:
+        return True
+    if prev.is_space and start >= 2:
+        prev = doc[start - 2]
+        if "\n" in prev.text:
+            return True
+    return prev.text in _BEFORE_HEADING
