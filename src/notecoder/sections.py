@@ -87,9 +87,9 @@ class NotecoderSectionizer(Sectionizer):
         self.add(rules)
         tokenizer = self.nlp.tokenizer
         self._listed = {
-            " ".join(t.lower_ for t in tokenizer(rule.pattern.rstrip(":"))): rule._rule_id
+            " ".join(t.lower_ for t in tokenizer(rule.literal.rstrip(":"))): rule._rule_id
             for rule in rules
-            if isinstance(rule.pattern, str)
+            if rule.pattern is None
         }
 
     def __call__(self, doc: Doc) -> Doc:
