@@ -25,6 +25,7 @@ from notecoder import (  # noqa: F401
     linker,
     sections,
     sentences,
+    tokenizer,
 )
 
 #: The pipeline definitions of the checkout this package was installed from.

@@ -1,0 +1,34 @@
+"""spaCy's English tokenizer, plus the commas that stood for line breaks.
+
+The MTSamples transcriptions (and other scraped or exported notes) have commas
+where line breaks were: "at L4-5.,IMPRESSION:,  Stenosis". spaCy keeps
+"5.,IMPRESSION" as one token, which hides both the level and the heading; here
+a comma glued to a following letter, and a period glued to such a comma, are
+split off.
+"""
+
+import spacy
+from spacy.language import Language
+from spacy.tokenizer import Tokenizer
+from spacy.util import compile_infix_regex, compile_prefix_regex
+
+_EXTRA_INFIXES = (r",(?=[A-Za-z])", r"(?<=[A-Za-z0-9])\.(?=,)")
+_EXTRA_PREFIXES = (r",",)
+
+
+@spacy.registry.tokenizers("notecoder.Tokenizer.v1")
+def create_tokenizer():
+    """The tokenizer factory named in pipelines/spine/config.cfg."""
+
+    def make(nlp: Language) -> Tokenizer:
+        tokenizer = spacy.registry.tokenizers.get("spacy.Tokenizer.v1")()(nlp)
+        defaults = nlp.Defaults
+        tokenizer.infix_finditer = compile_infix_regex(
+            [*defaults.infixes, *_EXTRA_INFIXES]
+        ).finditer
+        tokenizer.prefix_search = compile_prefix_regex(
+            [*defaults.prefixes, *_EXTRA_PREFIXES]
+        ).search
+        return tokenizer
+
+    return make
