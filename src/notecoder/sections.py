@@ -29,6 +29,8 @@ from notecoder.extensions import SPANS_KEY
 DIAGNOSTIC_SECTIONS = frozenset({"assessment_and_plan", "impression", "diagnoses"})
 _RULES_FILE = "section_rules.json"
 _DEFAULT_RULES = Path(__file__).resolve().parents[2] / "pipelines" / "spine" / _RULES_FILE
+#: Categories an unlisted heading takes from its last words ("INITIAL IMPRESSION").
+_SUFFIX_CATEGORIES = frozenset({"impression", "assessment_and_plan", "diagnoses", "findings"})
 #: Tokens after which a heading may start (besides a line break).
 _BEFORE_HEADING = {",", ".", ";", "!", "?"}
 
@@ -50,7 +52,7 @@ class NotecoderSectionizer(Sectionizer):
 
     def __init__(self, nlp: Language, name: str, span_group_name: str) -> None:
         self._rule_dicts: list[dict[str, Any]] = []
-        self._listed: dict[str, str] = {}
+        self._listed: dict[str, SectionRule] = {}
         super().__init__(
             nlp,
             name=name,
@@ -87,7 +89,7 @@ class NotecoderSectionizer(Sectionizer):
         self.add(rules)
         tokenizer = self.nlp.tokenizer
         self._listed = {
-            " ".join(t.lower_ for t in tokenizer(rule.literal.rstrip(":"))): rule._rule_id
+            " ".join(t.lower_ for t in tokenizer(rule.literal.rstrip(":"))): rule
             for rule in rules
             if rule.pattern is None
         }
@@ -111,11 +113,22 @@ class NotecoderSectionizer(Sectionizer):
                 continue
             rule = self._rule_for(match_id)
             if rule.category == "other":
-                words = " ".join(t.lower_ for t in doc[start : end - 1] if not t.is_space)
-                if words in self._listed:
-                    match_id = self.nlp.vocab.strings.add(self._listed[words])
+                listed = self._listed_heading([t.lower_ for t in doc[start : end - 1]])
+                if listed:
+                    match_id = self.nlp.vocab.strings.add(listed)
             kept.append((match_id, start, end))
         return kept
+
+    def _listed_heading(self, words: list[str]) -> str | None:
+        """The listed rule for these heading words: all of them ("FAMILY HISTORY"), or
+        a diagnostic heading they end with ("INITIAL IMPRESSION", "FINAL DIAGNOSIS")."""
+        if " ".join(words) in self._listed:
+            return self._listed[" ".join(words)]._rule_id
+        for k in range(1, len(words)):
+            rule = self._listed.get(" ".join(words[k:]))
+            if rule and rule.category in _SUFFIX_CATEGORIES:
+                return rule._rule_id
+        return None
 
     def _rule_for(self, match_id: int) -> SectionRule:
         return self._Sectionizer__matcher.rule_map[self.nlp.vocab.strings[match_id]]

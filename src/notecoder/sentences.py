@@ -12,7 +12,8 @@ One pass over the tokens, on their text only. A sentence starts:
 - after a line break, unless the previous line runs on into this one (it ends
   without terminal punctuation and with a comma, a hyphen or a connecting word,
   or the new line starts in lower case);
-- after ".", "!" or "?" (a list number's "1." excepted);
+- after ".", "!" or "?" (a list number's "1." excepted, and a "." followed by
+  a lower-case word on the same line: "p.o. daily", "approx. 3 weeks");
 - after a heading's colon ("ASSESSMENT:", "A:", "Assessment and Plan:"), so
   the heading is a sentence of its own and "No discitis" after it is the start
   of the next one (medspaCy #155);
@@ -83,6 +84,7 @@ class SentenceSplitter:
         pending = True  # the next real token starts a sentence
         line_start = True  # the next real token is the first of its line
         last_real = -1  # index of the previous non-space token
+        by_period = False  # the pending start comes from a "."
         for i in range(n):
             text = texts[i]
             if text.isspace():
@@ -93,14 +95,18 @@ class SentenceSplitter:
                 continue
             if line_start and not pending and last_real >= 0:
                 pending = not self._runs_on(texts, last_real, text)
+            if pending and by_period and text[:1].islower() and not line_start:
+                pending = False  # "p.o. daily", "approx. 3 weeks": an abbreviation's period
             if pending and text not in {",", ";"}:
                 starts[i] = True
                 pending = False
             elif line_start and self._is_list_marker(texts, i):
                 starts[i] = True
             line_start = "\n" in spaces[i]
+            by_period = False
             if text in _TERMINAL and not self._is_list_number(texts, i, starts):
                 pending = True
+                by_period = text == "."
             elif text == ":" and self._is_heading(texts, i, starts):
                 pending = True
             last_real = i

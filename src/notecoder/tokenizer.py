@@ -12,7 +12,12 @@ from spacy.language import Language
 from spacy.tokenizer import Tokenizer
 from spacy.util import compile_infix_regex, compile_prefix_regex
 
-_EXTRA_INFIXES = (r",(?=[A-Za-z])", r"(?<=[A-Za-z0-9])\.(?=,)")
+_EXTRA_INFIXES = (
+    r",(?=[A-Za-z])",  # "male.,EXAM" -> ",", "EXAM"
+    r"(?<=[.:;]),(?=\S)",  # "IMPRESSION:,1." -> ":", ",", "1."
+    r"(?<=[A-Za-z0-9])\.(?=,)",  # "intact.," -> "intact", "."
+    r"(?<=[A-Za-z]):(?=,)",  # "IMPRESSION:," -> "IMPRESSION", ":"
+)
 _EXTRA_PREFIXES = (r",",)
 
 
