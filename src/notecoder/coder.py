@@ -136,8 +136,7 @@ class Coder:
         history = set(self.rules["history_sections"])
         usable = [m for m in mentions if section_of(m) not in history and not _excluded(m)]
         clinical = [m for m in usable if m.label_ in ("CONDITION", "PAIN") and self._coded(m)]
-        in_dx = [m for m in mentions if section_of(m) in DIAGNOSTIC_SECTIONS]
-        dx_mode = any(m.label_ in ("CONDITION", "PAIN") and self._coded(m) for m in in_dx)
+        dx_mode = has_diagnostic_statement(doc)
         scope = [m for m in clinical if section_of(m) in DIAGNOSTIC_SECTIONS] if dx_mode else clinical
 
         affirmed_concepts = {self._concept(m) for m in scope if not m._.is_uncertain}
@@ -345,6 +344,14 @@ class Coder:
                 )
             )
         return _dedupe(out)
+
+
+def has_diagnostic_statement(doc: Doc) -> bool:
+    """Does the note have an assessment, impression or diagnosis section with content?"""
+    return any(
+        section.category in DIAGNOSTIC_SECTIONS and section.body_span[1] > section.body_span[0]
+        for section in doc._.sections
+    )
 
 
 def _excluded(span: Span) -> bool:

@@ -84,7 +84,7 @@ def compute_flags(
                 )
             )
     m53 = [c for c in conditions if c.family_m53_8]
-    if m53 and not [m for m in mentions if m.label_ == "TREATMENT" and _documented(m)]:
+    if m53 and not [m for m in mentions if _treatment_done(m, rules)]:
         flags.append(
             _flag(
                 "CONSERVATIVE_CARE_MISSING",
@@ -142,6 +142,16 @@ def compute_flags(
 def _documented(span: Span) -> bool:
     """Documented as done (now or before): not negated, planned, or a relative's."""
     return not (span._.is_negated or span._.is_hypothetical or span._.is_family)
+
+
+def _treatment_done(span: Span, rules: dict[str, Any]) -> bool:
+    """A treatment tried or under way; one in the plan counts only if it continues."""
+    if span.label_ != "TREATMENT" or not _documented(span):
+        return False
+    if section_of(span) != "plan" or span._.response or span._.duration:
+        return True
+    sentence = (span.sent if span.doc.has_annotation("SENT_START") else span.doc[:]).text.lower()
+    return any(cue in sentence for cue in rules["ongoing_treatment_cues"])
 
 
 def _imaging_for(region: str | None, mentions: list[Span], rules: dict[str, Any]) -> list[Span]:

@@ -9,6 +9,8 @@ mention, to the first mention after it. So "degenerative disc disease at
 T12-L1 and L4-5" links both levels (two regions) and "herniation at L4-5 and
 facet arthropathy at L5-S1" links one each. Mentions of different labels are
 linked independently: "ESI at L4-5 for radiculopathy" gives both the level.
+A level written right before a mention ("C5-6 disc protrusion", "L5
+radiculopathy", "L4-5 left paracentral herniation") is that mention's.
 """
 
 from collections import defaultdict
@@ -63,14 +65,29 @@ class Linker:
             # of "low back pain") is that mention's, not this one's.
             if any(o.start <= anchor.start and anchor.end <= o.end for o in others):
                 continue
+            right_after = [i for i, m in enumerate(group) if _leads_into(anchor, m)]
             before = [i for i, m in enumerate(group) if m.end <= anchor.start]
-            linked[before[-1] if before else 0].append(anchor)
+            target = right_after[0] if right_after else before[-1] if before else 0
+            linked[target].append(anchor)
         for i, mention in enumerate(group):
             anchors_of = linked[i]
             source = [a for a in anchors_of if is_precise(a)] or anchors_of
             mention._.linked_levels = anchors_of
             regions = (r for a in source for r in (a._.regions or [a._.region]) if r)
             mention._.regions = list(dict.fromkeys(regions))
+
+
+#: Words that may stand between a level and the mention it leads into ("L5 right radiculopathy").
+_BETWEEN = {"left", "right", "bilateral", "mild", "moderate", "severe", "small", "large", "focal",
+            "central", "paracentral", "foraminal", "broad-based", "chronic", "acute", "-"}
+
+
+def _leads_into(anchor: Span, mention: Span) -> bool:
+    """A level written right before a mention: "C5-6 disc protrusion", "L5 radiculopathy"."""
+    between = anchor.doc[anchor.end : mention.start]
+    return mention.start >= anchor.end and len(between) <= 2 and all(
+        t.lower_ in _BETWEEN for t in between
+    )
 
 
 def is_precise(anchor: Span) -> bool:
