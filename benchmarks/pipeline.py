@@ -57,8 +57,11 @@ def main() -> None:
     header = ["pipeline", "notes/s", "words/s", "p50 ms", "p95 ms"]
     print(" | ".join(f"{h:>18}" for h in header))
     for row in rows:
-        print(" | ".join(f"{row[h]:>18.1f}" if isinstance(row[h], float) else f"{row[h]:>18}"
-                         for h in header))
+        print(
+            " | ".join(
+                f"{row[h]:>18.1f}" if isinstance(row[h], float) else f"{row[h]:>18}" for h in header
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -19,8 +19,20 @@ def test_result_shape_follows_formats_md(nlp):
         assert set(c) >= {"code", "description", "confidence", "evidence"}
         assert 0 < c["confidence"] <= 1
     for e in result["entities"]:
-        assert set(e) >= {"start", "end", "text", "label", "negated", "historical",
-                          "hypothetical", "uncertain", "family", "section", "levels", "region"}
+        assert set(e) >= {
+            "start",
+            "end",
+            "text",
+            "label",
+            "negated",
+            "historical",
+            "hypothetical",
+            "uncertain",
+            "family",
+            "section",
+            "levels",
+            "region",
+        }
         assert e["label"] in {"CONDITION", "PAIN", "SPINAL_LEVEL", "IMAGING_FINDING", "TREATMENT"}
     json.dumps(result)  # serialisable as it is
 

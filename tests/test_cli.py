@@ -50,8 +50,9 @@ def test_missing_file_is_a_clear_error(capsys):
 def test_console_script_runs(tmp_path):
     exe = shutil.which("notecoder")
     cmd = [exe] if exe else [sys.executable, "-m", "notecoder.cli"]
-    proc = subprocess.run([*cmd, "suggest", str(SAMPLE)], capture_output=True, text=True,
-                          timeout=300, check=False)
+    proc = subprocess.run(
+        [*cmd, "suggest", str(SAMPLE)], capture_output=True, text=True, timeout=300, check=False
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert [c["code"] for c in json.loads(proc.stdout)["codes"]] == ["M53.85"]
 

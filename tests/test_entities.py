@@ -18,7 +18,9 @@ def test_sample_note_entities(nlp):
     ents = _by_text(notecoder.suggest(text, nlp=nlp))
     assert ("Thoracolumbar junction syndrome", "CONDITION") in ents
     assert ("thoracolumbar junction", "SPINAL_LEVEL") in ents or (
-        "Thoracolumbar junction", "SPINAL_LEVEL") in ents
+        "Thoracolumbar junction",
+        "SPINAL_LEVEL",
+    ) in ents
     imaging = ents[("Modic type 1 endplate changes", "IMAGING_FINDING")]
     assert imaging["modality"] == "MRI"
     assert imaging["region"] == "thoracolumbar"
@@ -46,9 +48,7 @@ def test_two_levels_give_two_regions(nlp):
 
 
 def test_levels_go_to_the_nearest_condition(nlp):
-    result = notecoder.suggest(
-        "Disc herniation at L4-5 and facet arthropathy at L5-S1.", nlp=nlp
-    )
+    result = notecoder.suggest("Disc herniation at L4-5 and facet arthropathy at L5-S1.", nlp=nlp)
     conds = [e for e in result["entities"] if e["label"] == "CONDITION"]
     assert [c["region"] for c in conds] == ["lumbar", "lumbosacral"]
 

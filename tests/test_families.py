@@ -22,19 +22,32 @@ FAMILIES = [
     ("Assessment: lumbar spondylosis with radiculopathy at L4-5.", "outpatient", {"M47.26"}),
     ("Assessment: discitis at L2-3 and T7-8.", "outpatient", {"M46.49"}),
     ("Assessment: pyogenic discitis at L3-4, cultures grew MSSA.", "inpatient", {"M46.36"}),
-    ("Assessment: degenerative disc disease at L4-5 with low back pain.", "outpatient", {"M51.360"}),
-    ("Assessment: degenerative disc disease at L4-5 with radiating leg pain.", "outpatient",
-     {"M51.361"}),
-    ("Assessment: degenerative disc disease at L4-5 and L5-S1 with low back pain and sciatica.",
-     "outpatient", {"M51.362", "M51.372"}),
+    (
+        "Assessment: degenerative disc disease at L4-5 with low back pain.",
+        "outpatient",
+        {"M51.360"},
+    ),
+    (
+        "Assessment: degenerative disc disease at L4-5 with radiating leg pain.",
+        "outpatient",
+        {"M51.361"},
+    ),
+    (
+        "Assessment: degenerative disc disease at L4-5 and L5-S1 with low back pain and sciatica.",
+        "outpatient",
+        {"M51.362", "M51.372"},
+    ),
     ("Assessment: degenerative disc disease at L5-S1.", "outpatient", {"M51.379"}),
     ("Assessment: degenerative disc disease at T12-L1.", "outpatient", {"M51.35"}),
     ("Assessment: C5-C6 degenerative disc disease.", "outpatient", {"M50.322"}),
     ("Assessment: disc herniation at L5-S1.", "outpatient", {"M51.27"}),
     ("Assessment: lumbar spondylosis.", "outpatient", {"M47.816"}),
     ("Assessment: lumbar spinal stenosis at L3-4.", "outpatient", {"M48.061"}),
-    ("Assessment: spinal stenosis at L4-5 with neurogenic claudication.", "outpatient",
-     {"M48.062"}),
+    (
+        "Assessment: spinal stenosis at L4-5 with neurogenic claudication.",
+        "outpatient",
+        {"M48.062"},
+    ),
     ("Assessment: segmental instability at L4-5.", "outpatient", {"M53.2X6"}),
     ("Assessment: grade 1 anterolisthesis of L5 on S1.", "outpatient", {"M43.17"}),
     ("Assessment: coccydynia.", "outpatient", {"M53.3"}),
@@ -44,8 +57,11 @@ FAMILIES = [
     ("Assessment: collapsed vertebra at L2.", "outpatient", {"M48.56XA"}),
     ("Assessment: sacralization of L5.", "outpatient", {"Q76.49"}),
     ("Assessment: acute lumbar strain. Low back pain.", "outpatient", {"S39.012A"}),
-    ("Assessment: cervical sprain after a motor vehicle collision. Neck pain.", "outpatient",
-     {"S13.4XXA"}),
+    (
+        "Assessment: cervical sprain after a motor vehicle collision. Neck pain.",
+        "outpatient",
+        {"S13.4XXA"},
+    ),
 ]
 
 
@@ -70,8 +86,11 @@ CONTEXT = [
     ("Assessment: low back pain. Cannot exclude discitis at L4-5.", "outpatient", {"M54.50"}),
     ("Assessment: possible facet syndrome at L4-5. Low back pain.", "outpatient", {"M54.50"}),
     ("Assessment: findings consistent with discitis at L2-3.", "inpatient", {"M46.46"}),
-    ("HPI: back pain, rule out discitis.\nAssessment: discitis at L2-3 confirmed on MRI.",
-     "outpatient", {"M46.46"}),
+    (
+        "HPI: back pain, rule out discitis.\nAssessment: discitis at L2-3 confirmed on MRI.",
+        "outpatient",
+        {"M46.46"},
+    ),
 ]
 
 
@@ -97,7 +116,9 @@ def test_condition_only_in_history_is_not_coded_when_assessment_exists(code):
 
 
 def test_note_without_diagnostic_statement_is_coded_from_whole_text(code):
-    codes, _, _ = code("Patient seen for lumbar spinal stenosis at L4-5 and neurogenic claudication.")
+    codes, _, _ = code(
+        "Patient seen for lumbar spinal stenosis at L4-5 and neurogenic claudication."
+    )
     assert codes == {"M48.062"}
 
 

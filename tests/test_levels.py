@@ -107,7 +107,9 @@ def test_nerve_root(root, disc, region):
 def levels_nlp():
     import notecoder.pipeline  # noqa: F401  (registers the components and tokenizer)
 
-    nlp = spacy.blank("en", config={"nlp": {"tokenizer": {"@tokenizers": "notecoder.Tokenizer.v1"}}})
+    nlp = spacy.blank(
+        "en", config={"nlp": {"tokenizer": {"@tokenizers": "notecoder.Tokenizer.v1"}}}
+    )
     nlp.add_pipe("notecoder_sentences")
     nlp.add_pipe("notecoder_levels")
     nlp.initialize()
@@ -127,10 +129,14 @@ def _words(nlp, text):
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("Degenerative disc disease at T12-L1 and L4-5.",
-         [("T12-L1", ["T12", "L1"], "thoracolumbar"), ("L4-5", ["L4", "L5"], "lumbar")]),
-        ("Thoracolumbar junction syndrome.",
-         [("Thoracolumbar junction", ["T12", "L1"], "thoracolumbar")]),
+        (
+            "Degenerative disc disease at T12-L1 and L4-5.",
+            [("T12-L1", ["T12", "L1"], "thoracolumbar"), ("L4-5", ["L4", "L5"], "lumbar")],
+        ),
+        (
+            "Thoracolumbar junction syndrome.",
+            [("Thoracolumbar junction", ["T12", "L1"], "thoracolumbar")],
+        ),
         ("Grade 1 anterolisthesis of L5 on S1.", [("L5 on S1", ["L5", "S1"], "lumbosacral")]),
         ("L5 spondylolisthesis.", [("L5", ["L5", "S1"], "lumbosacral")]),
         ("Spondylolisthesis of L4 is stable.", [("L4", ["L4", "L5"], "lumbar")]),
@@ -138,12 +144,18 @@ def _words(nlp, text):
         ("Numbness in an S1 distribution.", [("S1", ["L5", "S1"], "lumbosacral")]),
         ("Pain in the C6 dermatome.", [("C6", ["C5", "C6"], "cervical")]),
         ("Compression of the left L4 nerve root.", [("L4", ["L3", "L4"], "lumbar")]),
-        ("At the thoracolumbar junction, L1 has a compression deformity.",
-         [("thoracolumbar junction", ["T12", "L1"], "thoracolumbar"),
-          ("L1", ["L1"], "thoracolumbar")]),
+        (
+            "At the thoracolumbar junction, L1 has a compression deformity.",
+            [
+                ("thoracolumbar junction", ["T12", "L1"], "thoracolumbar"),
+                ("L1", ["L1"], "thoracolumbar"),
+            ],
+        ),
         ("There is a compression deformity of L1.", [("L1", ["L1"], "lumbar")]),
-        ("Fracture of the twelfth thoracic vertebra.",
-         [("the twelfth thoracic vertebra", ["T12"], "thoracic")]),
+        (
+            "Fracture of the twelfth thoracic vertebra.",
+            [("the twelfth thoracic vertebra", ["T12"], "thoracic")],
+        ),
         ("HISTORY:,  Pain at L4-5.,IMPRESSION:,  Stenosis.", [("L4-5", ["L4", "L5"], "lumbar")]),
     ],
 )
@@ -171,8 +183,10 @@ def test_non_spinal_letters_and_numbers_are_not_levels(levels_nlp, text):
     [
         ("Low back pain and neck pain.", [("Low back", "lumbar"), ("neck", "cervical")]),
         ("Lumbar radiculopathy, mid-back pain.", [("Lumbar", "lumbar"), ("mid-back", "thoracic")]),
-        ("Thoracic spine and lumbosacral spine films.",
-         [("Thoracic spine", "thoracic"), ("lumbosacral", "lumbosacral")]),
+        (
+            "Thoracic spine and lumbosacral spine films.",
+            [("Thoracic spine", "thoracic"), ("lumbosacral", "lumbosacral")],
+        ),
         ("Tailbone pain.", [("Tailbone", "sacral")]),
         ("Lumbar puncture was performed.", []),
         ("Cervical lymphadenopathy.", []),

@@ -15,7 +15,9 @@ from tests.conftest import SHARED
 def sec_nlp():
     import notecoder.pipeline  # noqa: F401  (registers the components and tokenizer)
 
-    nlp = spacy.blank("en", config={"nlp": {"tokenizer": {"@tokenizers": "notecoder.Tokenizer.v1"}}})
+    nlp = spacy.blank(
+        "en", config={"nlp": {"tokenizer": {"@tokenizers": "notecoder.Tokenizer.v1"}}}
+    )
     nlp.add_pipe("notecoder_sentences")
     nlp.add_pipe("notecoder_sectionizer")
     nlp.initialize()
@@ -32,17 +34,33 @@ def section_at(nlp, text, phrase):
 @pytest.mark.parametrize(
     ("text", "phrase", "expected"),
     [
-        ("CHIEF COMPLAINT: Back pain.\nHPI: Pain for 3 weeks.\n", "Pain for", "history_of_present_illness"),
+        (
+            "CHIEF COMPLAINT: Back pain.\nHPI: Pain for 3 weeks.\n",
+            "Pain for",
+            "history_of_present_illness",
+        ),
         ("CHIEF COMPLAINT: Back pain.\nHPI: Pain for 3 weeks.\n", "Back pain", "chief_complaint"),
-        ("PAST MEDICAL HISTORY: Discitis 2019.\nFAMILY HISTORY: Mother with DDD.", "Mother", "family_history"),
+        (
+            "PAST MEDICAL HISTORY: Discitis 2019.\nFAMILY HISTORY: Mother with DDD.",
+            "Mother",
+            "family_history",
+        ),
         ("ASSESSMENT: Facet syndrome.\nPLAN: PT.", "Facet", "assessment_and_plan"),
         ("ASSESSMENT: Facet syndrome.\nPLAN: PT.", "PT", "plan"),
         ("Assessment and Plan:\n1. Lumbar radiculopathy", "Lumbar", "assessment_and_plan"),
         ("S: LBP.\nO: Tender.\nA: Lumbar strain.\nP: PT.", "Lumbar strain", "assessment_and_plan"),
         ("S: LBP.\nO: Tender.\nA: Lumbar strain.\nP: PT.", "LBP", "subjective"),
         ("S: LBP.\nO: Tender.\nA: Lumbar strain.\nP: PT.", "Tender", "objective"),
-        ("CLINICAL HISTORY: Back pain.\nFINDINGS: Disc bulge.\nIMPRESSION: Mild DDD.", "Disc bulge", "findings"),
-        ("CLINICAL HISTORY: Back pain.\nFINDINGS: Disc bulge.\nIMPRESSION: Mild DDD.", "Mild DDD", "impression"),
+        (
+            "CLINICAL HISTORY: Back pain.\nFINDINGS: Disc bulge.\nIMPRESSION: Mild DDD.",
+            "Disc bulge",
+            "findings",
+        ),
+        (
+            "CLINICAL HISTORY: Back pain.\nFINDINGS: Disc bulge.\nIMPRESSION: Mild DDD.",
+            "Mild DDD",
+            "impression",
+        ),
         ("CLINICAL HISTORY: Back pain.\nFINDINGS: Disc bulge.", "Back pain", "clinical_history"),
         ("MRI LUMBAR SPINE: Endplate changes at L1-2.", "Endplate", "imaging"),
         ("POSTOPERATIVE DIAGNOSIS: Lumbar stenosis.", "Lumbar", "diagnoses"),

@@ -15,7 +15,9 @@ from tests.conftest import SHARED
 def split_nlp():
     import notecoder.pipeline  # noqa: F401  (registers the components and tokenizer)
 
-    nlp = spacy.blank("en", config={"nlp": {"tokenizer": {"@tokenizers": "notecoder.Tokenizer.v1"}}})
+    nlp = spacy.blank(
+        "en", config={"nlp": {"tokenizer": {"@tokenizers": "notecoder.Tokenizer.v1"}}}
+    )
     nlp.add_pipe("notecoder_sentences")
     nlp.initialize()
     return nlp
@@ -32,8 +34,12 @@ CASES = [
     ),
     (
         "Assessment and Plan:\n1. Lumbar radiculopathy\n2. No discitis\n3) Follow up in 6 weeks",
-        ["Assessment and Plan:", "1. Lumbar radiculopathy", "2. No discitis",
-         "3) Follow up in 6 weeks"],
+        [
+            "Assessment and Plan:",
+            "1. Lumbar radiculopathy",
+            "2. No discitis",
+            "3) Follow up in 6 weeks",
+        ],
     ),
     (
         "A: 1. Facet syndrome at L4-5. 2. Low back pain.",
@@ -41,25 +47,44 @@ CASES = [
     ),
     (
         "S: Pt c/o LBP x 3 wks.\nO: Tender at L4-5.\nA: Lumbar strain.\nP: PT, NSAIDs.",
-        ["S:", "Pt c/o LBP x 3 wks.", "O:", "Tender at L4-5.", "A:", "Lumbar strain.", "P:",
-         "PT, NSAIDs."],
+        [
+            "S:",
+            "Pt c/o LBP x 3 wks.",
+            "O:",
+            "Tender at L4-5.",
+            "A:",
+            "Lumbar strain.",
+            "P:",
+            "PT, NSAIDs.",
+        ],
     ),
     (
         "FINDINGS: There is a disc bulge at L4-5. No stenosis.\n\nIMPRESSION:\nNo discitis.",
-        ["FINDINGS:", "There is a disc bulge at L4-5.", "No stenosis.", "IMPRESSION:",
-         "No discitis."],
+        [
+            "FINDINGS:",
+            "There is a disc bulge at L4-5.",
+            "No stenosis.",
+            "IMPRESSION:",
+            "No discitis.",
+        ],
     ),
     (
         "He was seen by Dr. Smith who prescribed meloxicam 7.5 mg p.o. daily vs. ibuprofen; "
         "pain is 6/10. He also has pain at T12-L1.",
-        ["He was seen by Dr. Smith who prescribed meloxicam 7.5 mg p.o. daily vs. ibuprofen; "
-         "pain is 6/10.", "He also has pain at T12-L1."],
+        [
+            "He was seen by Dr. Smith who prescribed meloxicam 7.5 mg p.o. daily vs. ibuprofen; "
+            "pain is 6/10.",
+            "He also has pain at T12-L1.",
+        ],
     ),
     (
         "The patient reports low back pain that radiates into the\nleft buttock and is worse "
         "with\nSitting. MRI was reviewed.",
-        ["The patient reports low back pain that radiates into the\nleft buttock and is worse "
-         "with\nSitting.", "MRI was reviewed."],
+        [
+            "The patient reports low back pain that radiates into the\nleft buttock and is worse "
+            "with\nSitting.",
+            "MRI was reviewed.",
+        ],
     ),
     (
         "Low back pain\n\nNo fever or chills",
@@ -72,8 +97,14 @@ CASES = [
     (
         "HISTORY:,  This is a 54-year-old male with back pain.,EXAM:,  MRI lumbar spine.,"
         "IMPRESSION:,  No evidence of discitis.",
-        ["HISTORY:,", "This is a 54-year-old male with back pain.,", "EXAM:,",
-         "MRI lumbar spine.,", "IMPRESSION:,", "No evidence of discitis."],
+        [
+            "HISTORY:,",
+            "This is a 54-year-old male with back pain.,",
+            "EXAM:,",
+            "MRI lumbar spine.,",
+            "IMPRESSION:,",
+            "No evidence of discitis.",
+        ],
     ),
 ]
 

@@ -23,6 +23,12 @@ def test_round_trip_gives_identical_results(nlp, tmp_path):
 def test_saved_pipeline_carries_its_rules(nlp, tmp_path):
     nlp.to_disk(tmp_path / "spine")
     saved = {p.relative_to(tmp_path / "spine").as_posix() for p in (tmp_path / "spine").rglob("*")}
-    for component in ("notecoder_context", "notecoder_coder", "notecoder_entities",
-                      "notecoder_levels", "notecoder_sectionizer", "notecoder_sentences"):
+    for component in (
+        "notecoder_context",
+        "notecoder_coder",
+        "notecoder_entities",
+        "notecoder_levels",
+        "notecoder_sectionizer",
+        "notecoder_sentences",
+    ):
         assert any(p.startswith(component + "/") for p in saved), component

@@ -56,7 +56,9 @@ def render_text(result: dict[str, Any], text: str) -> str:
     lines.append("")
     lines.append("Suggested codes:" if result["codes"] else "Suggested codes: none")
     for code in result["codes"]:
-        lines.append(f"  {code['code']:<9} {code['description']}  (confidence {code['confidence']})")
+        lines.append(
+            f"  {code['code']:<9} {code['description']}  (confidence {code['confidence']})"
+        )
         lines.extend(_evidence_lines(code["evidence"], text))
     lines.append("")
     lines.append("Documentation-gap flags:" if result["flags"] else "Documentation-gap flags: none")
@@ -72,10 +74,12 @@ def _evidence_lines(evidence: list[dict[str, Any]], text: str) -> list[str]:
     for ev in evidence:
         before = text[max(0, ev["start"] - _CONTEXT_CHARS) : ev["start"]]
         after = text[ev["end"] : ev["end"] + _CONTEXT_CHARS]
-        quote = " ".join(f"...{before}[{text[ev['start']:ev['end']]}]{after}...".split())
+        quote = " ".join(f"...{before}[{text[ev['start'] : ev['end']]}]{after}...".split())
         section = ev.get("section") or "no section"
         context = ", ".join(f"{m['attribute']} by '{m['text']}'" for m in ev.get("modifiers", []))
-        out.append(f"      {ev['label']} in {section}: {quote}" + (f" ({context})" if context else ""))
+        out.append(
+            f"      {ev['label']} in {section}: {quote}" + (f" ({context})" if context else "")
+        )
     return out
 
 

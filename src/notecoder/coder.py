@@ -123,7 +123,7 @@ class Coder:
     def __call__(self, doc: Doc) -> Doc:
         if not self.rules:
             raise ValueError("notecoder_coder has no rules: call nlp.initialize() or load a model")
-        mentions = list(doc.spans[self.spans_key]) if self.spans_key in doc.spans else []
+        mentions = list(doc.spans.get(self.spans_key, []))
         candidates, uncertain = self.code(doc, mentions, doc._.setting)
         doc._.codes = candidates
         doc._.flags = compute_flags(doc, candidates, uncertain, mentions, self.rules)
@@ -137,7 +137,9 @@ class Coder:
         usable = [m for m in mentions if section_of(m) not in history and not _excluded(m)]
         clinical = [m for m in usable if m.label_ in ("CONDITION", "PAIN") and self._coded(m)]
         dx_mode = has_diagnostic_statement(doc)
-        scope = [m for m in clinical if section_of(m) in DIAGNOSTIC_SECTIONS] if dx_mode else clinical
+        scope = (
+            [m for m in clinical if section_of(m) in DIAGNOSTIC_SECTIONS] if dx_mode else clinical
+        )
 
         affirmed_concepts = {self._concept(m) for m in scope if not m._.is_uncertain}
         conditions: list[Span] = []
@@ -145,9 +147,8 @@ class Coder:
         for m in scope:
             if m.label_ != "CONDITION" and self._concept(m) not in self.rules["concepts"]:
                 continue
-            if not m._.is_uncertain:
-                conditions.append(m)
-            elif self._concept(m) in affirmed_concepts or _settled_later(m, usable, self):
+            settled = self._concept(m) in affirmed_concepts or _settled_later(m, usable, self)
+            if not m._.is_uncertain or settled:
                 conditions.append(m)
             else:
                 uncertain.append(m)
@@ -267,7 +268,9 @@ class Coder:
             for a in mentions
             if a.label_ == "SPINAL_LEVEL" and a._.region and not a._.is_family
         }
-        anchors |= {r for m in mentions if m.label_ in ("CONDITION", "PAIN") for r in m._.regions or []}
+        anchors |= {
+            r for m in mentions if m.label_ in ("CONDITION", "PAIN") for r in m._.regions or []
+        }
         return [anchors.pop()] if len(anchors) == 1 else [None]
 
     def _combine_radiculopathy(

@@ -47,7 +47,10 @@ _RESPONSE: tuple[tuple[str, re.Pattern[str]], ...] = (
         ),
     ),
     ("partial", re.compile(r"\b(?:partial|temporary|some) (?:relief|improvement|benefit)\b", re.I)),
-    ("improved", re.compile(r"\b(?:improved|helped|good relief|significant relief|resolved)\b", re.I)),
+    (
+        "improved",
+        re.compile(r"\b(?:improved|helped|good relief|significant relief|resolved)\b", re.I),
+    ),
 )
 _SIDE = re.compile(r"\b((?i:right|left|bilateral|bilaterally)|R|L)\b(?!\s*\d)")
 _SIDE_NAME = {"r": "right", "l": "left", "bilaterally": "bilateral"}
@@ -97,7 +100,7 @@ class EntityRuler(SpanRuler):
         for span in spans:
             span._.concept = span.id_ or None
             self._set_attributes(span)
-        group = doc.spans[self.key] if self.key in doc.spans else []
+        group = list(doc.spans.get(self.key, []))
         doc.spans[self.key] = sorted([*group, *spans], key=lambda s: (s.start, -s.end))
         return doc
 
@@ -125,10 +128,15 @@ class EntityRuler(SpanRuler):
             source = by_offsets.get((long_form.start, long_form.end))
             if source is None:
                 source = next(
-                    (s for s in spans if s.start <= long_form.start and long_form.end <= s.end), None
+                    (s for s in spans if s.start <= long_form.start and long_form.end <= s.end),
+                    None,
                 )
             defining = 0 <= short.start - long_form.end <= 2
-            if source is None or defining or any(i in covered for i in range(short.start, short.end)):
+            if (
+                source is None
+                or defining
+                or any(i in covered for i in range(short.start, short.end))
+            ):
                 continue
             span = Span(doc, short.start, short.end, label=source.label_, span_id=source.id_)
             span._.abbreviation_of = source

@@ -176,14 +176,17 @@ def _region_conflicts(conditions: list[Candidate], rules: dict[str, Any]) -> lis
             words = {a._.region for a in anchors if not is_precise(a)}
             levels = {a._.region for a in anchors if is_precise(a)}
             clash = {
-                w for w in words if levels and w not in levels and not levels & set(compatible.get(w, []))
+                w
+                for w in words
+                if levels and w not in levels and not levels & set(compatible.get(w, []))
             }
             if clash:
                 out.append(
                     _flag(
                         "REGION_CONFLICT",
-                        f"{span.text!r} names the {'/'.join(sorted(clash))} region but the documented "
-                        f"levels are {', '.join(sorted(levels))}: the levels decide the code.",
+                        f"{span.text!r} names the {'/'.join(sorted(clash))} region but the "
+                        f"documented levels are {', '.join(sorted(levels))}: the levels decide "
+                        "the code.",
                         [span, *anchors],
                         c.code,
                     )

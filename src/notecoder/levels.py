@@ -137,11 +137,14 @@ class LevelPatterns:
             for c in sorted(data["range_connectors"], key=len, reverse=True)
         )
         # "T12", "l4", "Th12" (any case, joined) or "T-12", "T 12" (capital, separated).
-        one = r"(?:(?P<{p}a>[CcTtLlSs]|Th|th)(?P<{p}b>\d{{1,2}})|(?P<{p}c>C|T|Th|L|S)[ -](?P<{p}d>\d{{1,2}}))"
+        one = (
+            r"(?:(?P<xa>[CcTtLlSs]|Th|th)(?P<xb>\d{1,2})"
+            r"|(?P<xc>C|T|Th|L|S)[ -](?P<xd>\d{1,2}))"
+        )
         second = r"(?:(?P<e>[CcTtLlSs]|Th|th)?[ -]?(?P<f>\d{1,2})|(?P<g>C|T|L|S)[ -](?P<h>\d{1,2}))"
         self.level = re.compile(
             r"(?<![A-Za-z0-9.\-/])"
-            + one.format(p="x")
+            + one
             + rf"(?:\s*(?P<conn>{connectors})\s*"
             + second
             + r")?(?![A-Za-z0-9]|\.\d)"
@@ -167,7 +170,9 @@ class LevelPatterns:
             r"^\s*(?:(?:nerve\s+)?(?:" + "|".join(map(re.escape, data["root_words"])) + r"))\b",
             re.I,
         )
-        self.slip = re.compile(r"\b(?:" + "|".join(map(re.escape, data["slip_words"])) + r")\b", re.I)
+        self.slip = re.compile(
+            r"\b(?:" + "|".join(map(re.escape, data["slip_words"])) + r")\b", re.I
+        )
         self.on_range = re.compile(r"^\s+on\s+(?P<v>[CTLS]\d{1,2})\b", re.I)
         self.window = int(data["exclusion_window"])
 
@@ -269,7 +274,7 @@ class LevelDetector:
             levels.append(span)
         self._junctional_vertebrae(doc, levels)
         words = self._region_words(doc, levels)
-        group = list(doc.spans[self.spans_key]) if self.spans_key in doc.spans else []
+        group = list(doc.spans.get(self.spans_key, []))
         doc.spans[self.spans_key] = [*group, *levels]
         doc.spans[REGION_WORDS_KEY] = words
         return doc
@@ -281,7 +286,13 @@ class LevelDetector:
         out: list[tuple[int, int, Level]] = []
         for match in p.junction.finditer(text):
             junction = match.group("j")
-            out.append((match.start("j"), match.end("j"), _level(tuple(p.data["junctions"][junction.lower()]))))
+            out.append(
+                (
+                    match.start("j"),
+                    match.end("j"),
+                    _level(tuple(p.data["junctions"][junction.lower()])),
+                )
+            )
         for match in p.ordinal.finditer(text):
             vertebra = _ordinal_vertebra(match, p)
             if vertebra:
@@ -364,9 +375,15 @@ class LevelDetector:
             key = word.split()[0] if word.split()[0] in p.data["region_word_exclusions"] else word
             after = lowered[end : end + 30]
             before = lowered[max(0, start - 20) : start]
-            if any(after.lstrip(" -").startswith(x) for x in p.data["region_word_exclusions"].get(key, [])):
+            if any(
+                after.lstrip(" -").startswith(x)
+                for x in p.data["region_word_exclusions"].get(key, [])
+            ):
                 continue
-            if any(before.rstrip().endswith(x) for x in p.data["region_word_preceding_exclusions"].get(key, [])):
+            if any(
+                before.rstrip().endswith(x)
+                for x in p.data["region_word_preceding_exclusions"].get(key, [])
+            ):
                 continue
             span = doc.char_span(start, end, label="REGION", alignment_mode="expand")
             if span is None:

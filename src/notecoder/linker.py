@@ -36,8 +36,8 @@ class Linker:
         self.spans_key = spans_key
 
     def __call__(self, doc: Doc) -> Doc:
-        spans = list(doc.spans[self.spans_key]) if self.spans_key in doc.spans else []
-        words = list(doc.spans[REGION_WORDS_KEY]) if REGION_WORDS_KEY in doc.spans else []
+        spans = list(doc.spans.get(self.spans_key, []))
+        words = list(doc.spans.get(REGION_WORDS_KEY, []))
         anchors = [s for s in spans if s.label_ == "SPINAL_LEVEL"] + words
         mentions = [s for s in spans if s.label_ in LINKED_LABELS]
         by_sentence: dict[int, list[Span]] = defaultdict(list)
@@ -57,7 +57,9 @@ class Linker:
     def _link(group: list[Span], anchors: list[Span], others: list[Span]) -> None:
         linked: dict[int, list[Span]] = {i: [] for i in range(len(group))}
         for anchor in sorted(anchors, key=lambda a: a.start):
-            inside = [i for i, m in enumerate(group) if m.start <= anchor.start and anchor.end <= m.end]
+            inside = [
+                i for i, m in enumerate(group) if m.start <= anchor.start and anchor.end <= m.end
+            ]
             if inside:
                 linked[inside[0]].append(anchor)
                 continue
@@ -78,15 +80,33 @@ class Linker:
 
 
 #: Words that may stand between a level and the mention it leads into ("L5 right radiculopathy").
-_BETWEEN = {"left", "right", "bilateral", "mild", "moderate", "severe", "small", "large", "focal",
-            "central", "paracentral", "foraminal", "broad-based", "chronic", "acute", "-"}
+_BETWEEN = {
+    "left",
+    "right",
+    "bilateral",
+    "mild",
+    "moderate",
+    "severe",
+    "small",
+    "large",
+    "focal",
+    "central",
+    "paracentral",
+    "foraminal",
+    "broad-based",
+    "chronic",
+    "acute",
+    "-",
+}
 
 
 def _leads_into(anchor: Span, mention: Span) -> bool:
     """A level written right before a mention: "C5-6 disc protrusion", "L5 radiculopathy"."""
     between = anchor.doc[anchor.end : mention.start]
-    return mention.start >= anchor.end and len(between) <= 2 and all(
-        t.lower_ in _BETWEEN for t in between
+    return (
+        mention.start >= anchor.end
+        and len(between) <= 2
+        and all(t.lower_ in _BETWEEN for t in between)
     )
 
 

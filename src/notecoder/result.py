@@ -104,7 +104,7 @@ def doc_to_result(doc: Doc, note_id: str | None) -> dict[str, Any]:
         flag = {k: v for k, v in f.items() if k != "evidence"}
         flag["evidence"] = [evidence(s) for s in f["evidence"]]
         flags.append(flag)
-    spans = doc.spans[SPANS_KEY] if SPANS_KEY in doc.spans else []
+    spans = doc.spans.get(SPANS_KEY, [])
     return {
         "note_id": note_id,
         "setting": doc._.setting,

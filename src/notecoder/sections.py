@@ -138,9 +138,7 @@ class NotecoderSectionizer(Sectionizer):
         path.mkdir(parents=True, exist_ok=True)
         srsly.write_json(path / _RULES_FILE, {"section_rules": self._rule_dicts})
 
-    def from_disk(
-        self, path: str | Path, *, exclude: Iterable[str] = ()
-    ) -> "NotecoderSectionizer":
+    def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> "NotecoderSectionizer":
         self._load(srsly.read_json(ensure_path(path) / _RULES_FILE)["section_rules"])
         return self
 
