@@ -8,6 +8,7 @@ with no rule file beside it, because each component saves its own rules.
 
 from __future__ import annotations
 
+from importlib.metadata import version
 from pathlib import Path
 
 import scispacy.abbreviation  # noqa: F401  (registers "abbreviation_detector")
@@ -58,7 +59,16 @@ def load(path: str | Path | None = None) -> Language:
 
 def build(output: str | Path = DEFAULT_MODEL, definition: str | Path | None = None) -> Path:
     """Assemble the pipeline from its definition and save it to ``output``."""
+    definition = Path(definition) if definition is not None else DEFAULT_PIPELINE
     nlp = load(definition)
+    nlp.meta.update(
+        name="spine",
+        version=version("notecoder"),
+        description="notecoder: spine notes to ICD-10-CM suggestions with gap flags",
+    )
     output = Path(output)
     nlp.to_disk(output)
+    # The rules now live inside the folder; keep this checkout's path out of it.
+    config = output / "config.cfg"
+    config.write_text(config.read_text().replace(f'"{definition}"', '"pipelines/spine"', 1))
     return output
