@@ -28,7 +28,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import numpy
 import srsly
+from spacy.attrs import SENT_START
 from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.util import ensure_path
@@ -110,8 +112,10 @@ class SentenceSplitter:
             elif text == ":" and self._is_heading(texts, i, starts):
                 pending = True
             last_real = i
-        for i, token in enumerate(doc):
-            token.is_sent_start = starts[i] if i else True
+        starts[0] = True
+        # One array write instead of a Python setter call per token.
+        values = numpy.fromiter((1 if s else -1 for s in starts), dtype="int64", count=n)
+        doc.from_array([SENT_START], values.astype("uint64").reshape(n, 1))
         return doc
 
     @staticmethod

@@ -17,6 +17,7 @@ _EXTRA_INFIXES = (
     r"(?<=[.:;]),(?=\S)",  # "IMPRESSION:,1." -> ":", ",", "1."
     r"(?<=[A-Za-z0-9])\.(?=,)",  # "intact.," -> "intact", "."
     r"(?<=[A-Za-z]):(?=,)",  # "IMPRESSION:," -> "IMPRESSION", ":"
+    r"(?<=,\d)\.(?=[A-Z])",  # ",1.Subtle" (a list item after a comma) -> "1", ".", "Subtle"
 )
 _EXTRA_PREFIXES = (r",",)
 
