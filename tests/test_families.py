@@ -62,6 +62,19 @@ FAMILIES = [
         "outpatient",
         {"S13.4XXA"},
     ),
+    (
+        "Assessment: L1 compression fracture after a fall from a ladder. Low back pain.",
+        "inpatient",
+        {"S32.010A"},
+    ),
+    (
+        "Assessment: unstable burst fracture of T12 after a motor vehicle collision.",
+        "inpatient",
+        {"S22.082A"},
+    ),
+    ("Assessment: C5 fracture from a diving accident.", "inpatient", {"S12.400A"}),
+    ("Assessment: compression fracture of L2. No trauma.", "outpatient", {"M48.56XA"}),
+    ("Assessment: right hip fracture after a fall.", "outpatient", set()),
 ]
 
 

@@ -24,4 +24,3 @@ def test_every_mtsamples_spine_note_gets_a_valid_result(nlp):
         for ent in result["entities"]:
             assert note["text"][ent["start"] : ent["end"]] == ent["text"], note["id"]
     assert coded >= 140  # measured: 149 of the 348 notes get a code
-

@@ -17,6 +17,7 @@ with the pipeline); the codes themselves come from the tabular list through
    condition of the same region makes it integral.
 """
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,6 +113,17 @@ class Coder:
                             table.setdefault(icd.resolve(family, code_region, q), (concept, region))
                         except icd.CodeNotFound:
                             continue
+        for region, family in self.rules["concepts"]["fracture"]["family"].items():
+            letter = {"thoracic": "T", "lumbar": "L"}.get(region, "C")
+            count = {"T": 12, "L": 5, "C": 7}[letter]
+            for vertebra in [None, *(f"{letter}{n}" for n in range(1, count + 1))]:
+                for kind in icd.FRACTURE_KINDS:
+                    try:
+                        table.setdefault(
+                            icd.fracture(family, vertebra, region, kind), ("fracture", region)
+                        )
+                    except icd.CodeNotFound:
+                        continue
         for concept, spec in self.rules["pain"].items():
             sides = ("right", "left", None) if spec.get("by_side") else ("unset",)
             for side in sides:
@@ -201,6 +213,9 @@ class Coder:
             by_key[(concept, "multiple")] = spans
         for (concept, region), spans in by_key.items():
             spec = self.rules["concepts"].get(concept) or {"family": concept}
+            if spec.get("fracture"):
+                out.extend(self._fractures(doc, spec, region, spans))
+                continue
             level = _cervical_level(spans)
             q = icd.Qualifiers(
                 level=level,
@@ -224,6 +239,51 @@ class Coder:
                     )
                 )
         return _dedupe(out)
+
+    def _fractures(
+        self, doc: Doc, spec: dict[str, Any], region: str | None, spans: list[Span]
+    ) -> list[Candidate]:
+        """Traumatic fractures by vertebra; without trauma a compression fracture is a
+        collapsed vertebra (M48.5-), and a fracture with no spinal level is not coded."""
+        if region is None:
+            return []
+        text = " ".join(s.text.lower() for s in spans)
+        if not _trauma_documented(doc.text, self.rules["trauma_cues"]):
+            if "compression" not in text and "wedge" not in text:
+                return []
+            collapsed = self.rules["concepts"]["collapsed_vertebra"]
+            code = icd.resolve(collapsed["family"], region)
+            return [Candidate(code, "collapsed_vertebra", region, _unique(spans), "condition")]
+        kind = next(
+            (k for words, k in self.rules["fracture_kinds"].items() if words in text),
+            "Unspecified",
+        )
+        vertebrae = [
+            a._.levels[0]
+            for s in spans
+            for a in s._.linked_levels or []
+            if a.label_ == "SPINAL_LEVEL" and len(a._.levels or []) == 1
+        ] or [None]
+        family = spec["family"].get(region)
+        out = []
+        for vertebra in dict.fromkeys(vertebrae):
+            if family is None:
+                continue
+            try:
+                code = icd.fracture(family, vertebra, region, kind)
+            except icd.CodeNotFound:
+                continue
+            out.append(
+                Candidate(
+                    code,
+                    "fracture",
+                    region,
+                    _unique(spans),
+                    "condition",
+                    confidence=_confidence(spans, region, doc._.setting),
+                )
+            )
+        return out
 
     def _families(
         self, concept: str, spec: dict[str, Any], region: str | None
@@ -355,6 +415,21 @@ def has_diagnostic_statement(doc: Doc) -> bool:
         section.category in DIAGNOSTIC_SECTIONS and section.body_span[1] > section.body_span[0]
         for section in doc._.sections
     )
+
+
+_NO_TRAUMA = re.compile(
+    r"(?:\bno|\bdenies|\bwithout|\bnegative for|\bnon-?|\batraumatic)\W*(?:\w+\W+)?$"
+)
+
+
+def _trauma_documented(text: str, cues: list[str]) -> bool:
+    """Does the note document trauma (a cue not negated just before it)?"""
+    lowered = text.lower()
+    for cue in cues:
+        for match in re.finditer(rf"\b{re.escape(cue)}", lowered):
+            if not _NO_TRAUMA.search(lowered[max(0, match.start() - 25) : match.start()]):
+                return True
+    return False
 
 
 def _excluded(span: Span) -> bool:

@@ -117,6 +117,9 @@ def _descend(code: str, q: Qualifiers) -> str:
             chosen = _pick(children, f"{wording} neurogenic claudication")
         elif q.side != "unset" and _pick(children, SIDE[q.side]):
             chosen = _pick(children, SIDE[q.side])
+        elif any("nondisplaced" in description(c) for c in children):
+            # Guideline I.C.19.c.1: a fracture not stated as either is coded displaced.
+            chosen = next(c for c in children if "nondisplaced" not in description(c))
         elif any(_level_of(c) for c in children):  # mid-cervical: by disc level
             chosen = next((c for c in children if q.level and _level_of(c) == q.level), None)
             chosen = chosen or _pick(children, "unspecified level")
@@ -183,3 +186,49 @@ def _cervical_choice(codes: list[str], level: str | None) -> list[str]:
 def regions_of_family(family: str) -> list[str | None]:
     """Every region a family has a code for (None: site unspecified)."""
     return list(dict.fromkeys(reg for _, reg in _region_codes(family)))
+
+
+_ORDINAL = (
+    "first",
+    "second",
+    "third",
+    "fourth",
+    "fifth",
+    "sixth",
+    "seventh",
+    "eighth",
+    "ninth",
+    "tenth",
+    "eleventh",
+    "twelfth",
+)
+_VERTEBRA_WORD = {"C": "cervical", "T": "thoracic", "L": "lumbar"}
+_GROUP = re.compile(r"\bT(\d+)-T(\d+) (?:thoracic )?vertebra")
+#: Fracture kinds, by the first words of the tabular descriptions.
+FRACTURE_KINDS = ("Wedge compression", "Stable burst", "Unstable burst", "Other", "Unspecified")
+
+
+def fracture(family: str, vertebra: str | None, region: str, kind: str = "Unspecified") -> str:
+    """The traumatic fracture code of one vertebra under ``family`` (S12, S22.0, S32.0).
+
+    ``vertebra`` "L1", "T8", "C5", or None for the family's unspecified vertebra
+    of ``region``; a kind the tabular list lacks for that vertebra falls back to
+    unspecified; the encounter is initial, closed; not stated displaced is coded
+    displaced. Raises CodeNotFound where the family has no such code.
+    """
+    if vertebra:
+        letter, n = vertebra[0], int(vertebra[1:])
+        names = [f"{_ORDINAL[n - 1]} {_VERTEBRA_WORD[letter]} vertebra"]
+    else:
+        letter, n = "", 0
+        names = [f"unspecified {region} vertebra"]
+    for wanted in (kind, "Unspecified"):
+        for code in icd.get_descendants(family):
+            text = description(code)
+            if len(code.replace(".", "")) == 7 or not text.startswith(f"{wanted} fracture of"):
+                continue
+            group = _GROUP.search(text)
+            in_group = bool(letter == "T" and group and int(group[1]) <= n <= int(group[2]))
+            if in_group or any(text.endswith(name) for name in names):
+                return _descend(code, Qualifiers())
+    raise CodeNotFound(f"{family} has no fracture code for {vertebra or region}")
