@@ -264,13 +264,15 @@ class Coder:
             for a in s._.linked_levels or []
             if a.label_ == "SPINAL_LEVEL" and len(a._.levels or []) == 1
         ] or [None]
-        family = spec["family"].get(region)
         out = []
         for vertebra in dict.fromkeys(vertebrae):
+            # The vertebra names the family: L1 "at the thoracolumbar junction" is lumbar.
+            own = _VERTEBRA_REGION.get(vertebra[0]) if vertebra else region
+            family = spec["family"].get(own)
             if family is None:
                 continue
             try:
-                code = icd.fracture(family, vertebra, region, kind)
+                code = icd.fracture(family, vertebra, own, kind)
             except icd.CodeNotFound:
                 continue
             out.append(
@@ -417,6 +419,7 @@ def has_diagnostic_statement(doc: Doc) -> bool:
     )
 
 
+_VERTEBRA_REGION = {"C": "cervical", "T": "thoracic", "L": "lumbar"}
 _NO_TRAUMA = re.compile(
     r"(?:\bno|\bdenies|\bwithout|\bnegative for|\bnon-?|\batraumatic)\W*(?:\w+\W+)?$"
 )

@@ -56,6 +56,19 @@ _SIDE = re.compile(r"\b((?i:right|left|bilateral|bilaterally)|R|L)\b(?!\s*\d)")
 _SIDE_NAME = {"r": "right", "l": "left", "bilaterally": "bilateral"}
 
 
+#: Pattern ids ending so match a phrase ("pain at T12-L1") but mark only its first
+#: token ("pain"); the level or region word after it is linked like any other.
+_HEAD_ONLY = "_at"
+
+
+def _trim(span: Span) -> Span:
+    if not span.id_.endswith(_HEAD_ONLY):
+        return span
+    return Span(
+        span.doc, span.start, span.start + 1, span.label_, span_id=span.id_[: -len(_HEAD_ONLY)]
+    )
+
+
 @Language.factory(
     "notecoder_entities",
     default_config={
@@ -90,7 +103,7 @@ class EntityRuler(SpanRuler):
         )
 
     def __call__(self, doc: Doc) -> Doc:
-        matches = self.match(doc) if self.patterns else []
+        matches = [_trim(s) for s in self.match(doc)] if self.patterns else []
         spans: list[Span] = []
         for label in ("CONDITION", "PAIN", "IMAGING_FINDING", "TREATMENT"):
             spans.extend(filter_spans([s for s in matches if s.label_ == label]))
