@@ -98,6 +98,7 @@ def test_flag(code, flag, raised, note, setting):
     assert (flag in flags) is raised
     for f in result["flags"]:
         assert f["message"]
+        assert 0 < f["confidence"] <= 1
         assert f["evidence"], f"{f['flag']} has no evidence"
         for ev in f["evidence"]:
             assert note[ev["start"] : ev["end"]] == ev["text"]

@@ -34,8 +34,8 @@ _SPAN_ATTRS: dict[str, object] = {
 }
 
 _DOC_ATTRS: dict[str, object] = {
-    "codes": None,  # list[dict], formats.md "codes"
-    "flags": None,  # list[dict], formats.md "flags"
+    "codes": None,  # list[notecoder.coder.Candidate]: code, evidence spans, confidence
+    "flags": None,  # list[dict]: flag, message, confidence, evidence spans, code
     "setting": "outpatient",
 }
 

@@ -17,23 +17,36 @@ from notecoder.sections import section_of
 if TYPE_CHECKING:
     from notecoder.coder import Candidate
 
-FLAGS: tuple[str, ...] = (
-    "PAIN_ONLY",
-    "REGION_UNSPECIFIED",
-    "REGION_CONFLICT",
-    "IMAGING_MISSING",
-    "CONSERVATIVE_CARE_MISSING",
-    "MULTI_REGION",
-    "DISCITIS_EXCLUDES1",
-    "MORE_SPECIFIC_CODE",
-    "UNCERTAIN_DX",
-)
 #: Families whose codes do not raise MORE_SPECIFIC_CODE.
 GENERAL_FAMILIES = ("M53.8", "M54.", "M46.4")
 
 
+#: How sure a flag is. Flags raised on what the note says are firm; flags raised
+#: on what it does not say (no imaging, no treatment found) can be a mention our
+#: rules missed, and say so by a lower confidence.
+CONFIDENCE = {
+    "PAIN_ONLY": 0.85,
+    "REGION_UNSPECIFIED": 0.8,
+    "REGION_CONFLICT": 0.8,
+    "IMAGING_MISSING": 0.75,
+    "CONSERVATIVE_CARE_MISSING": 0.7,
+    "MULTI_REGION": 0.9,
+    "DISCITIS_EXCLUDES1": 0.95,
+    "MORE_SPECIFIC_CODE": 0.9,
+    "UNCERTAIN_DX": 0.85,
+}
+
+
+FLAGS: tuple[str, ...] = tuple(CONFIDENCE)
+
+
 def _flag(name: str, message: str, evidence: list[Span], code: str | None = None) -> dict[str, Any]:
-    flag: dict[str, Any] = {"flag": name, "message": message, "evidence": evidence}
+    flag: dict[str, Any] = {
+        "flag": name,
+        "message": message,
+        "confidence": CONFIDENCE[name],
+        "evidence": evidence,
+    }
     if code:
         flag["code"] = code
     return flag
