@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import spacy
 from spacy.language import Language
 
 import notecoder
@@ -13,6 +14,18 @@ import notecoder
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 SAMPLE = REPO / "corpora" / "samples" / "thoracolumbar_junction.txt"
+
+
+def blank_pipeline(*components: str) -> Language:
+    """Our tokenizer and the named components alone, initialised from pipelines/spine."""
+    import notecoder.pipeline  # noqa: F401  (registers the components and tokenizer)
+
+    config = {"nlp": {"tokenizer": {"@tokenizers": "notecoder.Tokenizer.v1"}}}
+    nlp = spacy.blank("en", config=config)
+    for component in components:
+        nlp.add_pipe(component)
+    nlp.initialize()
+    return nlp
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import pytest
 import spacy
 
 from notecoder.levels import parse_level, root_levels, root_region
-from tests.conftest import SHARED
+from tests.conftest import SHARED, blank_pipeline
 
 NOTATIONS = [
     ("T12-L1", ("T12", "L1"), "thoracolumbar"),
@@ -105,15 +105,7 @@ def test_nerve_root(root, disc, region):
 
 @pytest.fixture(scope="module")
 def levels_nlp():
-    import notecoder.pipeline  # noqa: F401  (registers the components and tokenizer)
-
-    nlp = spacy.blank(
-        "en", config={"nlp": {"tokenizer": {"@tokenizers": "notecoder.Tokenizer.v1"}}}
-    )
-    nlp.add_pipe("notecoder_sentences")
-    nlp.add_pipe("notecoder_levels")
-    nlp.initialize()
-    return nlp
+    return blank_pipeline("notecoder_sentences", "notecoder_levels")
 
 
 def _levels(nlp, text):

@@ -8,20 +8,12 @@ import pytest
 import spacy
 
 from notecoder.sections import DIAGNOSTIC_SECTIONS, section_of
-from tests.conftest import SHARED
+from tests.conftest import SHARED, blank_pipeline
 
 
 @pytest.fixture(scope="module")
 def sec_nlp():
-    import notecoder.pipeline  # noqa: F401  (registers the components and tokenizer)
-
-    nlp = spacy.blank(
-        "en", config={"nlp": {"tokenizer": {"@tokenizers": "notecoder.Tokenizer.v1"}}}
-    )
-    nlp.add_pipe("notecoder_sentences")
-    nlp.add_pipe("notecoder_sectionizer")
-    nlp.initialize()
-    return nlp
+    return blank_pipeline("notecoder_sentences", "notecoder_sectionizer")
 
 
 def section_at(nlp, text, phrase):

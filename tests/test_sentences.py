@@ -8,19 +8,12 @@ import logging
 import pytest
 import spacy
 
-from tests.conftest import SHARED
+from tests.conftest import SHARED, blank_pipeline
 
 
 @pytest.fixture(scope="module")
 def split_nlp():
-    import notecoder.pipeline  # noqa: F401  (registers the components and tokenizer)
-
-    nlp = spacy.blank(
-        "en", config={"nlp": {"tokenizer": {"@tokenizers": "notecoder.Tokenizer.v1"}}}
-    )
-    nlp.add_pipe("notecoder_sentences")
-    nlp.initialize()
-    return nlp
+    return blank_pipeline("notecoder_sentences")
 
 
 def sents(nlp, text):

@@ -18,23 +18,20 @@ with the pipeline); the codes themselves come from the tabular list through
 """
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import srsly
 from spacy.language import Language
 from spacy.tokens import Doc, Span
-from spacy.util import ensure_path
 
 from notecoder import codes as icd
 from notecoder.extensions import SPANS_KEY
 from notecoder.flags import compute_flags
 from notecoder.regions import REGIONS
+from notecoder.rulefile import RuleFileComponent
 from notecoder.sections import DIAGNOSTIC_SECTIONS, section_of
 
-_RULES_FILE = "code_families.json"
 EXCLUDING_ATTRS = ("is_negated", "is_family", "is_hypothetical", "is_historical")
 
 
@@ -63,33 +60,20 @@ def make_coder(nlp: Language, name: str, spans_key: str) -> "Coder":
     return Coder(spans_key)
 
 
-class Coder:
+class Coder(RuleFileComponent):
     """Sets ``doc._.codes`` and ``doc._.flags`` from the mentions."""
+
+    rules_file = "code_families.json"
 
     def __init__(self, spans_key: str) -> None:
         self.spans_key = spans_key
         self.rules: dict[str, Any] = {}
 
-    # -- serialisation -------------------------------------------------------
-    def initialize(
-        self,
-        get_examples: Callable[[], Iterable[Any]] | None = None,
-        *,
-        nlp: Language | None = None,
-        rules: dict[str, Any] | None = None,
-    ) -> None:
-        """Take the code-family rules (the content of code_families.json)."""
-        if rules is not None:
-            self.rules = dict(rules)
+    def rules_data(self) -> dict[str, Any]:
+        return self.rules
 
-    def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
-        path = ensure_path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        srsly.write_json(path / _RULES_FILE, self.rules)
-
-    def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> "Coder":
-        self.rules = srsly.read_json(ensure_path(path) / _RULES_FILE)
-        return self
+    def set_rules(self, data: dict[str, Any]) -> None:
+        self.rules = dict(data)
 
     def code_table(self) -> dict[str, tuple[str, str | None]]:
         """Every code this coder can emit, with the concept and region that give it.
@@ -245,9 +229,10 @@ class Coder:
     ) -> list[Candidate]:
         """Traumatic fractures by vertebra; without trauma a compression fracture is a
         collapsed vertebra (M48.5-), and a fracture with no spinal level is not coded."""
-        if region is None:
-            return []
         text = " ".join(s.text.lower() for s in spans)
+        vertebral = any(w in text for w in ("vertebra", "compression", "burst", "wedge", "chance"))
+        if region is None or not (vertebral or _vertebrae(spans)):
+            return []
         if not _trauma_documented(doc.text, self.rules["trauma_cues"]):
             if "compression" not in text and "wedge" not in text:
                 return []
@@ -258,14 +243,8 @@ class Coder:
             (k for words, k in self.rules["fracture_kinds"].items() if words in text),
             "Unspecified",
         )
-        vertebrae = [
-            a._.levels[0]
-            for s in spans
-            for a in s._.linked_levels or []
-            if a.label_ == "SPINAL_LEVEL" and len(a._.levels or []) == 1
-        ] or [None]
         out = []
-        for vertebra in dict.fromkeys(vertebrae):
+        for vertebra in _vertebrae(spans) or [None]:
             # The vertebra names the family: L1 "at the thoracolumbar junction" is lumbar.
             own = _VERTEBRA_REGION.get(vertebra[0]) if vertebra else region
             family = spec["family"].get(own)
@@ -297,9 +276,9 @@ class Coder:
         regions = [region]
         if spec.get("split_junctions") and region in self.rules["junction_neighbours"]:
             regions = list(self.rules["junction_neighbours"][region])
-        if spec.get("injury"):
+        if spec.get("injury"):  # an injury is coded only where its region is documented
             aliases = self.rules["region_aliases"]["injury"]
-            regions = [aliases.get(r, r) if r else "lumbar" for r in regions]
+            regions = [aliases.get(r, r) for r in regions if r]
         aliases = self.rules["region_aliases"].get(family, {}) if isinstance(family, str) else {}
         regions = [aliases.get(r, r) if r else r for r in regions]
         if isinstance(family, dict):
@@ -315,7 +294,9 @@ class Coder:
         if span._.regions:
             return list(span._.regions)
         concept = self._concept(span)
-        if self.rules["concepts"].get(concept, {}).get("no_region"):
+        spec = self.rules["concepts"].get(concept, {})
+        if spec.get("no_region") or spec.get("injury"):
+            # An injury's region is its own ("hip fracture" is not a spine fracture).
             return [None]
         same = [
             r
@@ -409,6 +390,17 @@ class Coder:
                 )
             )
         return _dedupe(out)
+
+
+def _vertebrae(spans: list[Span]) -> list[str]:
+    """The single vertebrae ("L1", not "L4-L5") linked to these mentions, in order."""
+    found = [
+        a._.levels[0]
+        for s in spans
+        for a in s._.linked_levels or []
+        if a.label_ == "SPINAL_LEVEL" and len(a._.levels or []) == 1
+    ]
+    return list(dict.fromkeys(found))
 
 
 def has_diagnostic_statement(doc: Doc) -> bool:

@@ -17,20 +17,17 @@ is the disc where that root is usually compressed.
 """
 
 import re
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import srsly
 from spacy.language import Language
 from spacy.tokens import Doc, Span
-from spacy.util import ensure_path
 
 from notecoder.extensions import REGION_WORDS_KEY, SPANS_KEY
+from notecoder.rulefile import RULES_DIR, RuleFileComponent
 
 _DATA_FILE = "levels.json"
-_DEFAULT_DATA = Path(__file__).resolve().parents[2] / "pipelines" / "spine" / _DATA_FILE
 
 #: Every vertebra in order from the skull down (C0 is the occiput).
 VERTEBRAE: tuple[str, ...] = (
@@ -220,7 +217,7 @@ _PATTERNS: LevelPatterns | None = None
 def _default_patterns() -> LevelPatterns:
     global _PATTERNS
     if _PATTERNS is None:
-        _PATTERNS = LevelPatterns(srsly.read_json(_DEFAULT_DATA))
+        _PATTERNS = LevelPatterns(srsly.read_json(RULES_DIR / _DATA_FILE))
     return _PATTERNS
 
 
@@ -230,32 +227,21 @@ def make_level_detector(nlp: Language, name: str, spans_key: str) -> "LevelDetec
     return LevelDetector(name, spans_key)
 
 
-class LevelDetector:
+class LevelDetector(RuleFileComponent):
     """Finds SPINAL_LEVEL mentions and region words in a Doc."""
+
+    rules_file = _DATA_FILE
 
     def __init__(self, name: str, spans_key: str, data: dict[str, Any] | None = None) -> None:
         self.name = name
         self.spans_key = spans_key
         self.patterns: LevelPatterns | None = LevelPatterns(data) if data else None
 
-    def initialize(
-        self,
-        get_examples: Callable[[], Iterable[Any]] | None = None,
-        *,
-        nlp: Language | None = None,
-        data_path: str | Path | None = None,
-    ) -> None:
-        """Load the patterns (default: the repository's levels.json)."""
-        self.patterns = LevelPatterns(srsly.read_json(data_path or _DEFAULT_DATA))
+    def rules_data(self) -> dict[str, Any]:
+        return self.patterns.data if self.patterns else {}
 
-    def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
-        path = ensure_path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        srsly.write_json(path / _DATA_FILE, self.patterns.data if self.patterns else {})
-
-    def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> "LevelDetector":
-        self.patterns = LevelPatterns(srsly.read_json(ensure_path(path) / _DATA_FILE))
-        return self
+    def set_rules(self, data: dict[str, Any]) -> None:
+        self.patterns = LevelPatterns(data)
 
     def __call__(self, doc: Doc) -> Doc:
         if self.patterns is None:

@@ -4,7 +4,8 @@ A subclass of medspaCy's ``Sectionizer`` that differs in three ways that the
 coder depends on:
 
 - its rules (pipelines/spine/section_rules.json) are loaded at ``initialize``
-  and saved by ``to_disk``, so a saved pipeline keeps them (medspaCy #243, #192);
+  and saved by ``to_disk`` (``RuleFileComponent``), so a saved pipeline keeps
+  them (medspaCy #243, #192);
 - a heading counts only where a heading can stand: at the start of a line, after
   the comma MTSamples left for a line break, or after the end of a sentence, so
   "assessment" or "plan:" in running prose is not a heading;
@@ -13,22 +14,17 @@ coder depends on:
   assessment ends where the note's next heading begins.
 """
 
-from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
-import srsly
 from medspacy.section_detection import Sectionizer, SectionRule
 from spacy.language import Language
 from spacy.tokens import Doc, Span, Token
-from spacy.util import ensure_path
 
 from notecoder.extensions import SPANS_KEY
+from notecoder.rulefile import RuleFileComponent
 
 #: Sections whose content is the diagnostic statement (coding-rules.md section 3).
 DIAGNOSTIC_SECTIONS = frozenset({"assessment_and_plan", "impression", "diagnoses"})
-_RULES_FILE = "section_rules.json"
-_DEFAULT_RULES = Path(__file__).resolve().parents[2] / "pipelines" / "spine" / _RULES_FILE
 #: Categories an unlisted heading takes from its last words ("INITIAL IMPRESSION").
 _SUFFIX_CATEGORIES = frozenset({"impression", "assessment_and_plan", "diagnoses", "findings"})
 #: Tokens after which a heading may start (besides a line break).
@@ -47,13 +43,19 @@ def make_sectionizer(nlp: Language, name: str, span_group_name: str) -> "Notecod
     return NotecoderSectionizer(nlp, name, span_group_name)
 
 
-class NotecoderSectionizer(Sectionizer):
+class NotecoderSectionizer(RuleFileComponent, Sectionizer):
     """medspaCy's Sectionizer with line-start headings and serialisable rules."""
 
+    rules_file = "section_rules.json"
+
     def __init__(self, nlp: Language, name: str, span_group_name: str) -> None:
-        self._rule_dicts: list[dict[str, Any]] = []
+        self._data: dict[str, Any] = {}
         self._listed: dict[str, SectionRule] = {}
-        super().__init__(
+        self._build(nlp, name, span_group_name)
+
+    def _build(self, nlp: Language, name: str, span_group_name: str) -> None:
+        Sectionizer.__init__(
+            self,
             nlp,
             name=name,
             rules=None,
@@ -63,29 +65,14 @@ class NotecoderSectionizer(Sectionizer):
             span_attrs=None,
         )
 
-    def initialize(
-        self,
-        get_examples: Callable[[], Iterable[Any]] | None = None,
-        *,
-        nlp: Language | None = None,
-        data_path: str | Path | None = None,
-    ) -> None:
-        """Load the heading rules (default: the repository's section_rules.json)."""
-        self._load(srsly.read_json(data_path or _DEFAULT_RULES)["section_rules"])
+    def rules_data(self) -> dict[str, Any]:
+        return self._data
 
-    def _load(self, rule_dicts: list[dict[str, Any]]) -> None:
-        self._rule_dicts = list(rule_dicts)
+    def set_rules(self, data: dict[str, Any]) -> None:
+        self._data = data
         # The medspaCy matcher can only grow: rebuild it from scratch.
-        super().__init__(
-            self.nlp,
-            name=self.name,
-            rules=None,
-            require_start_line=True,
-            input_span_type="group",
-            span_group_name=self._span_group_name,
-            span_attrs=None,
-        )
-        rules = [SectionRule.from_dict(d) for d in rule_dicts]
+        self._build(self.nlp, self.name, self._span_group_name)
+        rules = [SectionRule.from_dict(d) for d in data["section_rules"]]
         self.add(rules)
         tokenizer = self.nlp.tokenizer
         self._listed = {
@@ -95,7 +82,7 @@ class NotecoderSectionizer(Sectionizer):
         }
 
     def __call__(self, doc: Doc) -> Doc:
-        if not self._rule_dicts:
+        if not self._data:
             raise ValueError("notecoder_sectionizer has no rules: call nlp.initialize()")
         return super().__call__(doc)
 
@@ -132,15 +119,6 @@ class NotecoderSectionizer(Sectionizer):
 
     def _rule_for(self, match_id: int) -> SectionRule:
         return self._Sectionizer__matcher.rule_map[self.nlp.vocab.strings[match_id]]
-
-    def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
-        path = ensure_path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        srsly.write_json(path / _RULES_FILE, {"section_rules": self._rule_dicts})
-
-    def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> "NotecoderSectionizer":
-        self._load(srsly.read_json(ensure_path(path) / _RULES_FILE)["section_rules"])
-        return self
 
 
 def _heading_position(doc: Doc, start: int) -> bool:

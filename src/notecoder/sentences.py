@@ -24,19 +24,15 @@ MTSamples' commas for line breaks (".," and ":,") are skipped over.
 """
 
 import re
-from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
 import numpy
-import srsly
 from spacy.attrs import SENT_START
 from spacy.language import Language
 from spacy.tokens import Doc
-from spacy.util import ensure_path
 
-_RULES_FILE = "sentence_rules.json"
-_DEFAULT_RULES = Path(__file__).resolve().parents[2] / "pipelines" / "spine" / _RULES_FILE
+from notecoder.rulefile import RuleFileComponent
+
 _TERMINAL = {".", "!", "?", "...", "…"}
 _LIST_NUMBER = re.compile(r"^(?:#?\d{1,2}|[a-z])$")
 _BULLETS = {"-", "*", "•", "–", "·"}
@@ -48,8 +44,10 @@ def make_sentence_splitter(nlp: Language, name: str) -> "SentenceSplitter":
     return SentenceSplitter(name)
 
 
-class SentenceSplitter:
+class SentenceSplitter(RuleFileComponent):
     """Sets ``token.is_sent_start`` for every token, from rules on token text."""
+
+    rules_file = "sentence_rules.json"
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -58,17 +56,10 @@ class SentenceSplitter:
         self._heading_words: frozenset[str] = frozenset()
         self._soap: frozenset[str] = frozenset()
 
-    def initialize(
-        self,
-        get_examples: Callable[[], Iterable[Any]] | None = None,
-        *,
-        nlp: Language | None = None,
-        data_path: str | Path | None = None,
-    ) -> None:
-        """Load the word lists (default: the repository's sentence_rules.json)."""
-        self._set(srsly.read_json(data_path or _DEFAULT_RULES))
+    def rules_data(self) -> dict[str, Any]:
+        return self.data
 
-    def _set(self, data: dict[str, Any]) -> None:
+    def set_rules(self, data: dict[str, Any]) -> None:
         self.data = data
         self._continuation = frozenset(w.lower() for w in data["continuation_words"])
         self._heading_words = frozenset(w.lower() for w in data["heading_words"])
@@ -163,12 +154,3 @@ class SentenceSplitter:
         if alpha and all(w.isupper() for w in alpha):
             return True
         return " ".join(w.lower() for w in words) in self._heading_words
-
-    def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
-        path = ensure_path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        srsly.write_json(path / _RULES_FILE, self.data)
-
-    def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> "SentenceSplitter":
-        self._set(srsly.read_json(ensure_path(path) / _RULES_FILE))
-        return self
