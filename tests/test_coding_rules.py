@@ -38,9 +38,11 @@ def test_thoracolumbar_back_pain_alone_is_pain_only(code):
 
 
 def test_discitis_at_t12_l1(code):
-    codes, flags, _ = code("Assessment: discitis at T12-L1.")
+    codes, flags, result = code("Assessment: discitis at T12-L1.")
     assert codes == {"M46.45"}
     assert "DISCITIS_EXCLUDES1" in flags
+    (flag,) = [f for f in result["flags"] if f["flag"] == "DISCITIS_EXCLUDES1"]
+    assert "discitis NOS (M46.4-)" in flag["message"]  # quoted from the tabular list
     assert not any(c.startswith(("M53.8", "M54")) for c in codes)
 
 

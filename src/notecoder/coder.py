@@ -19,7 +19,7 @@ with the pipeline); the codes themselves come from the tabular list through
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from spacy.language import Language
@@ -45,9 +45,6 @@ class Candidate:
     evidence: list[Span]
     kind: str  # "condition" | "pain"
     confidence: float = 0.9
-    uncertain: bool = False
-    conflict: bool = False
-    notes: list[str] = field(default_factory=list)
 
     @property
     def family_m53_8(self) -> bool:
@@ -219,7 +216,6 @@ class Coder(RuleFileComponent):
                         evidence=_unique(spans),
                         kind="condition",
                         confidence=_confidence(spans, region, doc._.setting),
-                        uncertain=all(s._.is_uncertain for s in spans),
                     )
                 )
         return _dedupe(out)

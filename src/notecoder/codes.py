@@ -183,11 +183,6 @@ def _cervical_choice(codes: list[str], level: str | None) -> list[str]:
     return codes
 
 
-def regions_of_family(family: str) -> list[str | None]:
-    """Every region a family has a code for (None: site unspecified)."""
-    return list(dict.fromkeys(reg for _, reg in _region_codes(family)))
-
-
 _ORDINAL = (
     "first",
     "second",

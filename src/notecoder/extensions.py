@@ -16,8 +16,6 @@ SPANS_KEY = "notecoder"
 #: They are not entities of their own; linking reads them.
 REGION_WORDS_KEY = "notecoder_region_words"
 
-LABELS: tuple[str, ...] = ("CONDITION", "PAIN", "SPINAL_LEVEL", "IMAGING_FINDING", "TREATMENT")
-
 _SPAN_ATTRS: dict[str, object] = {
     # SPINAL_LEVEL / region words: the normalised vertebra span and region.
     "levels": None,  # list[str], e.g. ["T12", "L1"]

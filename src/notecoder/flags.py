@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from spacy.tokens import Doc, Span
 
+from notecoder.codes import excludes1
 from notecoder.linker import is_precise
 from notecoder.regions import REGION_PHRASE
 from notecoder.sections import section_of
@@ -117,11 +118,14 @@ def compute_flags(
             )
         )
     for c in conditions:
-        if c.code.startswith(("M46.4", "M46.3")):
+        if rules["concepts"].get(c.concept, {}).get("discitis"):
+            # Quote the tabular list's own note (block M50-M54, Excludes1).
+            note = next((n for n in excludes1("M53.8") if "discitis" in n.lower()), "discitis")
             flags.append(
                 _flag(
                     "DISCITIS_EXCLUDES1",
-                    "Discitis is Excludes1 at M50-M54: coded to M46.-, never to M53.8- or M54.-.",
+                    f"M50-M54 excludes1 '{note}': discitis is coded to {c.code}, never to "
+                    "M53.8- or M54.-.",
                     c.evidence,
                     c.code,
                 )

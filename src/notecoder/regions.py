@@ -1,8 +1,9 @@
 """Spinal regions as coding-rules.md section 1 defines them.
 
-The region is what the 5th/6th character of the region-coded families names, so
-both the level normaliser and the coder speak in these names. The order is the
-anatomical order from the skull down; it is also the order codes are listed in.
+The region is what the 5th/6th character of the region-coded families names
+(notecoder.codes finds that character by the region's words in the tabular
+descriptions), so the level normaliser, the linker and the coder all speak in
+these names, in anatomical order from the skull down.
 """
 
 from __future__ import annotations
@@ -18,20 +19,6 @@ REGIONS: tuple[str, ...] = (
     "lumbosacral",
     "sacral",
 )
-
-#: The site character of coding-rules.md section 1 for each region.
-SITE_CHAR: dict[str | None, str] = {
-    None: "0",
-    "occipito-atlanto-axial": "1",
-    "cervical": "2",
-    "cervicothoracic": "3",
-    "thoracic": "4",
-    "thoracolumbar": "5",
-    "lumbar": "6",
-    "lumbosacral": "7",
-    "sacral": "8",
-    "multiple": "9",
-}
 
 #: Human phrase for messages ("No imaging finding documented for the lumbar region.").
 REGION_PHRASE: dict[str | None, str] = {
