@@ -52,7 +52,12 @@ def suggest(
     setting: str = "outpatient",
     nlp: Language | None = None,
 ) -> dict[str, Any]:
-    """Code suggestions, gap flags and entities for one note (formats.md result)."""
+    """Code suggestions, gap flags and entities for one note (formats.md result).
+
+    Offsets index ``text`` as given (bytes are decoded as UTF-8 first); texts in
+    the result come from the cleaned text, which differs only where a control
+    character or lone surrogate was replaced.
+    """
     if setting not in SETTINGS:
         return empty_result(note_id, f"unknown setting {setting!r}: use outpatient or inpatient")
     if isinstance(text, bytes | bytearray):
@@ -78,5 +83,4 @@ def suggest(
     except Exception as err:  # one bad note must never stop the caller
         log.error("note %s failed: %s", note_id, type(err).__name__)
         return empty_result(note_id, f"internal error: {type(err).__name__}")
-    # Evidence texts come from the cleaned text; offsets index the text as given.
     return result

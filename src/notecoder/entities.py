@@ -14,47 +14,20 @@ sentence: imaging modality, treatment duration and response, and side.
 """
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
 
+import srsly
 from spacy.language import Language
 from spacy.pipeline import SpanRuler
 from spacy.tokens import Doc, Span
-from spacy.util import filter_spans
+from spacy.util import ensure_path, filter_spans
 
 from notecoder.extensions import SPANS_KEY
+from notecoder.rulefile import RULES_DIR
 
-MODALITIES: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("MRI", re.compile(r"\b(?:MRI|MR|(?i:magnetic resonance)|STIR|T2|T1)\b")),
-    ("CT", re.compile(r"\b(?:CT|CAT scan|computed tomography|myelogram|CT myelogram)\b")),
-    (
-        "X-ray",
-        re.compile(r"\b(?:x-?rays?|radiographs?|radiographic|plain films?|films)\b", re.I),
-    ),
-)
-_DURATION = re.compile(
-    r"\b(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|twelve|several|a few)"
-    r"(?:\s*-\s*|\s+)(?:days?|weeks?|months?|years?|sessions?|visits?|treatments?)\b",
-    re.I,
-)
-_RESPONSE: tuple[tuple[str, re.Pattern[str]], ...] = (
-    (
-        "failed",
-        re.compile(
-            r"\b(?:failed|failure of|without (?:relief|improvement|benefit)|no (?:relief|"
-            r"improvement|benefit)|did not (?:help|improve)|not help(?:ful|ed)?|minimal relief|"
-            r"refractory to|despite)\b",
-            re.I,
-        ),
-    ),
-    ("partial", re.compile(r"\b(?:partial|temporary|some) (?:relief|improvement|benefit)\b", re.I)),
-    (
-        "improved",
-        re.compile(r"\b(?:improved|helped|good relief|significant relief|resolved)\b", re.I),
-    ),
-)
-_SIDE = re.compile(r"\b((?i:right|left|bilateral|bilaterally)|R|L)\b(?!\s*\d)")
-_SIDE_NAME = {"r": "right", "l": "left", "bilaterally": "bilateral"}
-
+_ATTRS_FILE = "entity_attributes.json"
 
 #: Pattern ids ending so match a phrase ("pain at T12-L1") but mark only its first
 #: token ("pain"); the level or region word after it is linked like any other.
@@ -87,7 +60,11 @@ def make_entity_ruler(
 
 
 class EntityRuler(SpanRuler):
-    """SpanRuler that keeps overlapping labels and sets notecoder attributes."""
+    """SpanRuler that keeps overlapping labels and sets notecoder attributes.
+
+    Besides the patterns, it keeps the attribute rules of entity_attributes.json
+    and saves them beside the patterns.
+    """
 
     def __init__(
         self, nlp: Language, name: str, *, spans_key: str, phrase_matcher_attr: str, validate: bool
@@ -101,6 +78,29 @@ class EntityRuler(SpanRuler):
             validate=validate,
             overwrite=False,
         )
+        self.attributes = AttributeRules({})
+
+    def initialize(
+        self,
+        get_examples: Callable[[], Iterable[Any]] | None = None,
+        *,
+        nlp: Language | None = None,
+        patterns: Sequence[dict[str, Any]] | None = None,
+        attributes_path: str | Path | None = None,
+    ) -> None:
+        """Load the patterns and the attribute rules (default: pipelines/spine's)."""
+        super().initialize(get_examples, nlp=nlp, patterns=patterns)
+        path = attributes_path or RULES_DIR / _ATTRS_FILE
+        self.attributes = AttributeRules(srsly.read_json(path))
+
+    def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
+        super().to_disk(path, exclude=exclude)
+        srsly.write_json(ensure_path(path) / _ATTRS_FILE, self.attributes.data)
+
+    def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> "EntityRuler":
+        super().from_disk(path, exclude=exclude)
+        self.attributes = AttributeRules(srsly.read_json(ensure_path(path) / _ATTRS_FILE))
+        return self
 
     def __call__(self, doc: Doc) -> Doc:
         matches = [_trim(s) for s in self.match(doc)] if self.patterns else []
@@ -157,20 +157,31 @@ class EntityRuler(SpanRuler):
             covered.update(range(short.start, short.end))
         return found
 
-    @staticmethod
-    def _set_attributes(span: Span) -> None:
+    def _set_attributes(self, span: Span) -> None:
         """Read modality, duration, response and side off the mention's sentence."""
+        rules = self.attributes
         sent = span.sent if span.doc.has_annotation("SENT_START") else span.doc[:]
         text = sent.text
-        if span.label_ == "IMAGING_FINDING" or span.label_ == "CONDITION":
-            span._.modality = next((name for name, rx in MODALITIES if rx.search(text)), None)
+        if span.label_ in ("IMAGING_FINDING", "CONDITION"):
+            span._.modality = next((name for name, rx in rules.modalities if rx.search(text)), None)
         if span.label_ == "TREATMENT":
-            duration = _DURATION.search(text)
+            duration = rules.duration.search(text)
             span._.duration = duration.group(0) if duration else None
-            span._.response = next((name for name, rx in _RESPONSE if rx.search(text)), None)
+            span._.response = next((name for name, rx in rules.responses if rx.search(text)), None)
         if span.label_ in ("CONDITION", "PAIN"):
             window = span.doc[max(span.start - 3, sent.start) : min(span.end + 6, sent.end)].text
-            side = _SIDE.search(window)
-            span._.side = (
-                _SIDE_NAME.get(side.group(1).lower(), side.group(1).lower()) if side else None
-            )
+            side = rules.side.search(window)
+            word = side.group(1).lower() if side else None
+            span._.side = rules.side_names.get(word, word) if word else None
+
+
+class AttributeRules:
+    """The compiled rules of entity_attributes.json."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+        self.modalities = [(name, re.compile(rx)) for name, rx in data.get("modalities", [])]
+        self.responses = [(name, re.compile(rx)) for name, rx in data.get("responses", [])]
+        self.duration = re.compile(data.get("duration", r"(?!)"))
+        self.side = re.compile(data.get("side", r"(?!)"))
+        self.side_names: dict[str, str] = data.get("side_names", {})
