@@ -1,0 +1,381 @@
+"""Score predictions against annotated notes, in the conventions of clinical NLP evaluation.
+
+- Spans, per label: strict (same offsets and label) and lenient (overlapping,
+  same label; each gold and each predicted span matched at most once),
+  precision, recall and F1 per label, micro and macro.
+- Attributes (negated, historical, hypothetical, uncertain, family) on the
+  lenient matches: P/R/F1 of the positive class and accuracy. Only attributes
+  the gold states are scored.
+- Regions: accuracy of ``region`` on matched SPINAL_LEVEL and CONDITION spans.
+- Documents: codes and flags, P/R/F1 micro and macro and per code / flag, with
+  formats.md's ``*`` wildcards (a gold "M54.*" matches any predicted M54 code).
+- A 95% bootstrap interval (notes resampled with replacement) on every F1, and a
+  paired bootstrap between two prediction files (``compare``).
+
+Every table is a pandas DataFrame; ``errors`` lists every false positive and
+false negative with its note, for a report.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from notecoder.io.gold import ATTRIBUTES, Corpus, Note
+
+MODES = ("strict", "lenient")
+_RNG_SEED = 20261124
+
+
+@dataclass
+class Counts:
+    """tp/fp/fn per note for every row of a table: the unit of bootstrapping."""
+
+    rows: list[tuple[str, ...]]
+    per_note: np.ndarray  # (notes, rows, 3)
+
+
+@dataclass
+class Scores:
+    """All tables of one evaluation."""
+
+    spans: pd.DataFrame
+    attributes: pd.DataFrame
+    regions: pd.DataFrame
+    codes: pd.DataFrame
+    flags: pd.DataFrame
+    errors: pd.DataFrame
+    summary: pd.DataFrame
+    missing: list[str]  # gold notes with no prediction
+
+    def to_json(self) -> dict[str, Any]:
+        tables = ("summary", "spans", "attributes", "regions", "codes", "flags", "errors")
+        out: dict[str, Any] = {
+            name: getattr(self, name).replace({np.nan: None}).to_dict(orient="records")
+            for name in tables
+        }
+        out["missing_predictions"] = self.missing
+        return out
+
+
+# -- matching ------------------------------------------------------------------
+def _key(e: dict[str, Any]) -> tuple[int, int, str]:
+    return (e["start"], e["end"], e["label"])
+
+
+def match_spans(
+    gold: list[dict[str, Any]], pred: list[dict[str, Any]], mode: str
+) -> list[tuple[int, int]]:
+    """Pairs (gold index, pred index), one-to-one, same label; strict or lenient."""
+    pairs: list[tuple[int, int]] = []
+    used: set[int] = set()
+    if mode == "strict":
+        index = {_key(p): j for j, p in enumerate(pred)}
+        for i, g in enumerate(gold):
+            j = index.get(_key(g))
+            if j is not None and j not in used:
+                pairs.append((i, j))
+                used.add(j)
+        return pairs
+    # Lenient: exact matches first, then the largest overlap.
+    exact = dict(match_spans(gold, pred, "strict"))
+    used = set(exact.values())
+    for i, g in enumerate(gold):
+        if i in exact:
+            pairs.append((i, exact[i]))
+            continue
+        best, best_overlap = None, 0
+        for j, p in enumerate(pred):
+            if j in used or p["label"] != g["label"]:
+                continue
+            overlap = min(g["end"], p["end"]) - max(g["start"], p["start"])
+            if overlap > best_overlap:
+                best, best_overlap = j, overlap
+        if best is not None:
+            pairs.append((i, best))
+            used.add(best)
+    return pairs
+
+
+def match_names(gold: list[str], pred: list[str]) -> tuple[dict[str, list[str]], list[str]]:
+    """Gold code/flag -> the predicted ones it matches (wildcards), and unmatched preds."""
+    matched: dict[str, list[str]] = {}
+    left = list(dict.fromkeys(pred))
+    for g in dict.fromkeys(gold):
+        if g.endswith("*"):
+            hits = [p for p in left if p.startswith(g[:-1])]
+        else:
+            hits = [g] if g in left else []
+        matched[g] = hits
+        left = [p for p in left if p not in hits]
+    return matched, left
+
+
+# -- metrics -------------------------------------------------------------------
+def prf(tp: Any, fp: Any, fn: Any) -> tuple[Any, Any, Any]:
+    """Precision, recall, F1 (0 where undefined), elementwise for arrays."""
+    tp, fp, fn = (np.asarray(x, dtype=float) for x in (tp, fp, fn))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+        r = np.where(tp + fn > 0, tp / (tp + fn), 0.0)
+        f = np.where(p + r > 0, 2 * p * r / (p + r), 0.0)
+    return p, r, f
+
+
+def _weights(n_notes: int, n_boot: int, seed: int) -> np.ndarray:
+    """Bootstrap resamples as counts per note: (n_boot, n_notes)."""
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(n_notes, np.full(n_notes, 1 / n_notes), size=n_boot).astype(float)
+
+
+def _f1_samples(counts: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bootstrap F1 of every row, and of the micro and macro average: (n_boot, rows), (n_boot, 2)."""
+    notes, rows, _ = counts.shape
+    sums = (weights @ counts.reshape(notes, rows * 3)).reshape(-1, rows, 3)
+    _, _, f1 = prf(sums[..., 0], sums[..., 1], sums[..., 2])
+    total = sums.sum(axis=1)
+    _, _, micro = prf(total[:, 0], total[:, 1], total[:, 2])
+    macro = f1.mean(axis=1) if rows else np.zeros(len(weights))
+    return f1, np.stack([micro, macro], axis=1)
+
+
+def _table(counts: Counts, key: str, weights: np.ndarray | None) -> pd.DataFrame:
+    """One row per item with tp/fp/fn, P/R/F1 and the bootstrap interval of F1,
+    then "(micro)" and "(macro)" rows."""
+    names = [r[-1] for r in counts.rows]
+    sums = counts.per_note.sum(axis=0) if names else np.zeros((0, 3))
+    p, r, f = prf(sums[:, 0], sums[:, 1], sums[:, 2])
+    frame = pd.DataFrame({key: names})
+    frame["tp"], frame["fp"], frame["fn"] = (sums[:, k].astype(int) for k in range(3))
+    frame["precision"], frame["recall"], frame["f1"] = p, r, f
+    total = sums.sum(axis=0)
+    mp, mr, mf = prf(total[0], total[1], total[2])
+    averages = pd.DataFrame(
+        [
+            {
+                key: "(micro)",
+                "tp": int(total[0]),
+                "fp": int(total[1]),
+                "fn": int(total[2]),
+                "precision": float(mp),
+                "recall": float(mr),
+                "f1": float(mf),
+            },
+            {
+                key: "(macro)",
+                "precision": float(np.mean(p)) if names else 0.0,
+                "recall": float(np.mean(r)) if names else 0.0,
+                "f1": float(np.mean(f)) if names else 0.0,
+            },
+        ]
+    )
+    frame = pd.concat([frame, averages], ignore_index=True)
+    if weights is not None and names:
+        rows_f1, averages_f1 = _f1_samples(counts.per_note, weights)
+        samples = np.concatenate([rows_f1, averages_f1], axis=1)
+        frame["f1_low"] = np.percentile(samples, 2.5, axis=0)
+        frame["f1_high"] = np.percentile(samples, 97.5, axis=0)
+    return frame
+
+
+# -- counting ------------------------------------------------------------------
+def _span_counts(pairs: list[tuple[Note, Note]], mode: str, errors: list[dict]) -> Counts:
+    labels = sorted({e["label"] for g, p in pairs for e in (g.entities or []) + (p.entities or [])})
+    per_note = np.zeros((len(pairs), len(labels), 3))
+    for n, (g, p) in enumerate(pairs):
+        gold, pred = g.entities or [], p.entities or []
+        matched = match_spans(gold, pred, mode)
+        got = {i for i, _ in matched}
+        hit = {j for _, j in matched}
+        for i, e in enumerate(gold):
+            k = labels.index(e["label"])
+            per_note[n, k, 0 if i in got else 2] += 1
+            if i not in got and mode == "lenient":
+                errors.append(_error(g, "FN", "span", e["label"], e))
+        for j, e in enumerate(pred):
+            if j not in hit:
+                per_note[n, labels.index(e["label"]), 1] += 1
+                if mode == "lenient":
+                    errors.append(_error(g, "FP", "span", e["label"], e))
+    return Counts([(label,) for label in labels], per_note)
+
+
+def _name_counts(pairs: list[tuple[Note, Note]], field: str, errors: list[dict]) -> Counts:
+    per: list[dict[str, list[int]]] = []
+    keys: set[str] = set()
+    for g, p in pairs:
+        row: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+        matched, extra = match_names(getattr(g, field) or [], getattr(p, field) or [])
+        for gold_name, hits in matched.items():
+            row[gold_name][0 if hits else 2] += 1
+            if not hits:
+                errors.append(_error(g, "FN", field[:-1], gold_name, None))
+        for name in extra:
+            row[name][1] += 1
+            errors.append(_error(g, "FP", field[:-1], name, _evidence_of(p, field, name)))
+        keys |= row.keys()
+        per.append(row)
+    ordered = sorted(keys)
+    per_note = np.array([[row.get(k, [0, 0, 0]) for k in ordered] for row in per], dtype=float)
+    return Counts([(k,) for k in ordered], per_note.reshape(len(pairs), len(ordered), 3))
+
+
+def _attribute_table(pairs: list[tuple[Note, Note]]) -> pd.DataFrame:
+    rows = []
+    for attr in ATTRIBUTES:
+        tp = fp = fn = tn = 0
+        for g, p in pairs:
+            gold, pred = g.entities or [], p.entities or []
+            for i, j in match_spans(gold, pred, "lenient"):
+                if attr not in gold[i]:
+                    continue
+                truth, guess = bool(gold[i][attr]), bool(pred[j].get(attr, False))
+                tp += truth and guess
+                fp += guess and not truth
+                fn += truth and not guess
+                tn += not truth and not guess
+        n = tp + fp + fn + tn
+        precision, recall, f1 = prf(tp, fp, fn)
+        rows.append(
+            {
+                "attribute": attr,
+                "n": n,
+                "tp": tp,
+                "fp": fp,
+                "fn": fn,
+                "tn": tn,
+                "precision": float(precision),
+                "recall": float(recall),
+                "f1": float(f1),
+                "accuracy": (tp + tn) / n if n else np.nan,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _region_table(pairs: list[tuple[Note, Note]]) -> pd.DataFrame:
+    rows = []
+    for label in ("SPINAL_LEVEL", "CONDITION"):
+        right = total = 0
+        for g, p in pairs:
+            gold, pred = g.entities or [], p.entities or []
+            for i, j in match_spans(gold, pred, "lenient"):
+                if gold[i]["label"] != label or "region" not in gold[i]:
+                    continue
+                total += 1
+                right += pred[j].get("region") == gold[i]["region"]
+        rows.append(
+            {
+                "label": label,
+                "n": total,
+                "correct": right,
+                "accuracy": right / total if total else np.nan,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _error(note: Note, kind: str, level: str, what: str, span: dict | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"note_id": note.id, "type": kind, "level": level, "item": what}
+    if span is not None:
+        out.update(start=span.get("start"), end=span.get("end"), text=span.get("text"))
+    return out
+
+
+def _evidence_of(note: Note, field: str, name: str) -> dict[str, Any] | None:
+    """The first evidence span of a predicted code or flag, when the file carries it."""
+    for item in note.extra.get(f"_{field}_detail", []):
+        if item.get(field[:-1]) == name and item.get("evidence"):
+            return item["evidence"][0]
+    return None
+
+
+# -- entry points ----------------------------------------------------------------
+def pair(
+    gold: Corpus | Iterable[Note], pred: Corpus | Iterable[Note]
+) -> tuple[list[tuple[Note, Note]], list[str]]:
+    """Gold notes with their predictions (by id); ids of gold notes with none."""
+    gold_notes = gold.notes if isinstance(gold, Corpus) else list(gold)
+    pred_notes = pred.notes if isinstance(pred, Corpus) else list(pred)
+    by_id = {n.id: n for n in pred_notes}
+    pairs, missing = [], []
+    for g in gold_notes:
+        p = by_id.get(g.id)
+        if p is None:
+            missing.append(g.id)
+            p = Note(id=g.id, text=g.text, codes=[], flags=[], entities=[])
+        pairs.append((g, p))
+    return pairs, missing
+
+
+def score(
+    gold: Corpus | Iterable[Note],
+    pred: Corpus | Iterable[Note],
+    *,
+    n_boot: int = 1000,
+    seed: int = _RNG_SEED,
+) -> Scores:
+    """Every table of the evaluation (``n_boot=0``: no confidence intervals)."""
+    pairs, missing = pair(gold, pred)
+    errors: list[dict[str, Any]] = []
+
+    def weights(subset: list) -> np.ndarray | None:
+        return _weights(len(subset), n_boot, seed) if n_boot and subset else None
+
+    span_pairs = [(g, p) for g, p in pairs if g.entities is not None]
+    span_tables = []
+    for mode in MODES:
+        table = _table(_span_counts(span_pairs, mode, errors), "label", weights(span_pairs))
+        table.insert(0, "mode", mode)
+        span_tables.append(table)
+    code_pairs = [(g, p) for g, p in pairs if g.codes is not None]
+    flag_pairs = [(g, p) for g, p in pairs if g.flags is not None]
+    spans = pd.concat(span_tables, ignore_index=True)
+    codes = _table(_name_counts(code_pairs, "codes", errors), "code", weights(code_pairs))
+    flags = _table(_name_counts(flag_pairs, "flags", errors), "flag", weights(flag_pairs))
+    return Scores(
+        spans=spans,
+        attributes=_attribute_table(span_pairs),
+        regions=_region_table(span_pairs),
+        codes=codes,
+        flags=flags,
+        errors=pd.DataFrame(
+            errors, columns=["note_id", "type", "level", "item", "start", "end", "text"]
+        ),
+        summary=_summary(spans, codes, flags),
+        missing=missing,
+    )
+
+
+def _summary(spans: pd.DataFrame, codes: pd.DataFrame, flags: pd.DataFrame) -> pd.DataFrame:
+    """The headline numbers: micro and macro F1 (with intervals) of each level."""
+    parts = [
+        ("spans strict", spans[spans["mode"] == "strict"], "label"),
+        ("spans lenient", spans[spans["mode"] == "lenient"], "label"),
+        ("codes", codes, "code"),
+        ("flags", flags, "flag"),
+    ]
+    rows = []
+    for name, frame, key in parts:
+        for average in ("(micro)", "(macro)"):
+            row = frame[frame[key] == average]
+            if row.empty:
+                continue
+            rec = row.iloc[0]
+            rows.append(
+                {
+                    "level": name,
+                    "average": average.strip("()"),
+                    "precision": rec["precision"],
+                    "recall": rec["recall"],
+                    "f1": rec["f1"],
+                    "f1_low": rec.get("f1_low", np.nan),
+                    "f1_high": rec.get("f1_high", np.nan),
+                }
+            )
+    return pd.DataFrame(rows)

@@ -1,0 +1,175 @@
+"""Annotated notes in the gold JSONL of formats.md, read with every problem reported.
+
+A researcher's file is rarely clean. Each line is checked (JSON, required
+fields, offsets inside the text, span text matching its offsets, known labels,
+unique ids) and a problem names the file and line; the rest of the file is still
+read unless ``strict`` is set, in which case the first problem raises.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+LABELS = frozenset({"CONDITION", "PAIN", "SPINAL_LEVEL", "IMAGING_FINDING", "TREATMENT"})
+ATTRIBUTES = ("negated", "historical", "hypothetical", "uncertain", "family")
+
+
+@dataclass
+class Problem:
+    """One thing wrong with an input file, where it is."""
+
+    file: str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        return f"{where}: {self.message}"
+
+
+class GoldError(ValueError):
+    """A malformed annotated file, in strict mode."""
+
+
+@dataclass
+class Note:
+    """One annotated (or predicted) note. ``None`` means the file does not say."""
+
+    id: str
+    text: str
+    setting: str = "outpatient"
+    codes: list[str] | None = None
+    flags: list[str] | None = None
+    entities: list[dict[str, Any]] | None = None
+    source: str = ""  # file:line, for error messages and reports
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "text": self.text, "setting": self.setting}
+        for key in ("codes", "flags", "entities"):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        out.update(self.extra)
+        return out
+
+
+@dataclass
+class Corpus:
+    """Notes read from one or more files, with the problems found on the way."""
+
+    notes: list[Note] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+    def by_id(self) -> dict[str, Note]:
+        return {n.id: n for n in self.notes}
+
+
+def check_entity(entity: Any, text: str) -> str | None:
+    """What is wrong with one span annotation, or None."""
+    if not isinstance(entity, dict):
+        return "entity is not an object"
+    start, end = entity.get("start"), entity.get("end")
+    if not isinstance(start, int) or not isinstance(end, int):
+        return "entity start/end must be integers"
+    if not 0 <= start < end <= len(text):
+        return f"entity offsets {start}-{end} outside the text (length {len(text)})"
+    if entity.get("label") not in LABELS:
+        return f"unknown label {entity.get('label')!r}"
+    if "text" in entity and entity["text"] != text[start:end]:
+        return f"entity text {entity['text']!r} does not match the text at {start}-{end}"
+    return None
+
+
+def note_from_json(obj: Any, source: str) -> tuple[Note | None, list[str]]:
+    """A Note from one parsed JSON object, and what is wrong with it."""
+    if not isinstance(obj, dict):
+        return None, ["line is not a JSON object"]
+    note_id, text = obj.get("id", obj.get("note_id")), obj.get("text")
+    if note_id is None or not isinstance(text, str):
+        return None, ["missing 'id' or 'text'"]
+    errors: list[str] = []
+    entities = None
+    if "entities" in obj:
+        entities = []
+        for i, entity in enumerate(obj["entities"] or []):
+            problem = check_entity(entity, text)
+            if problem:
+                errors.append(f"entity {i}: {problem}")
+            else:
+                entities.append(entity)
+    codes = _names(obj.get("codes"), "code")
+    flags = _names(obj.get("flags"), "flag")
+    known = {"id", "note_id", "text", "setting", "codes", "flags", "entities"}
+    note = Note(
+        id=str(note_id),
+        text=text,
+        setting=obj.get("setting") or "outpatient",
+        codes=codes,
+        flags=flags,
+        entities=entities,
+        source=source,
+        extra={k: v for k, v in obj.items() if k not in known},
+    )
+    return note, errors
+
+
+def _names(value: Any, key: str) -> list[str] | None:
+    """Codes or flags as strings, from gold (["M53.85"]) or results ([{"code": ...}])."""
+    if value is None:
+        return None
+    return [v[key] if isinstance(v, dict) else str(v) for v in value]
+
+
+def read_jsonl(paths: str | Path | Iterable[str | Path], *, strict: bool = False) -> Corpus:
+    """Read gold or prediction JSONL files (one note per line)."""
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    corpus = Corpus()
+    seen: dict[str, str] = {}
+    for path in map(Path, paths):
+        with path.open(encoding="utf-8", errors="replace") as f:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                source = f"{path}:{lineno}"
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as err:
+                    _problem(corpus, str(path), lineno, f"bad JSON ({err.msg})", strict)
+                    continue
+                note, errors = note_from_json(obj, source)
+                for error in errors:
+                    _problem(corpus, str(path), lineno, error, strict)
+                if note is None:
+                    continue
+                if note.id in seen:
+                    _problem(
+                        corpus,
+                        str(path),
+                        lineno,
+                        f"duplicate id {note.id!r} (first at {seen[note.id]})",
+                        strict,
+                    )
+                    continue
+                seen[note.id] = source
+                corpus.notes.append(note)
+    return corpus
+
+
+def write_jsonl(notes: Iterable[dict[str, Any]], path: str | Path) -> None:
+    """Write one JSON object per line (results or gold)."""
+    with Path(path).open("w", encoding="utf-8") as f:
+        for note in notes:
+            f.write(json.dumps(note, ensure_ascii=False) + "\n")
+
+
+def _problem(corpus: Corpus, file: str, line: int | None, message: str, strict: bool) -> None:
+    problem = Problem(file, line, message)
+    if strict:
+        raise GoldError(str(problem))
+    corpus.problems.append(problem)
