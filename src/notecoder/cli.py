@@ -24,6 +24,17 @@ def main(argv: list[str] | None = None) -> int:
     p_suggest.add_argument("--format", choices=("json", "text"), default="json")
     p_suggest.add_argument("--note-id", help="id to report (default: the file name)")
     p_suggest.add_argument("--model", help="pipeline folder (default: build from pipelines/)")
+    p_eval = sub.add_parser("evaluate", help="score the pipeline (or predictions) on gold notes")
+    p_eval.add_argument("gold", help="gold JSONL file, folder of JSONL files, or BRAT folder")
+    p_eval.add_argument("--pred", help="predictions JSONL (default: run the pipeline)")
+    p_eval.add_argument("--setting", choices=SETTINGS, help="override each note's setting")
+    p_eval.add_argument("--compare", help="second predictions JSONL: paired bootstrap vs --pred")
+    p_eval.add_argument("--mapping", help="BRAT label/attribute mapping (JSON)")
+    p_eval.add_argument("--strict", action="store_true", help="stop at the first malformed line")
+    p_eval.add_argument("--bootstrap", type=int, default=1000, help="resamples (0: no intervals)")
+    p_eval.add_argument("--json", action="store_true", help="print the report as JSON")
+    p_eval.add_argument("--write-pred", help="save the predictions as JSONL")
+    p_eval.add_argument("--write-brat", help="save the predictions as a BRAT folder")
     p_build = sub.add_parser("build", help="assemble the pipeline into a folder")
     p_build.add_argument("output", nargs="?", default=str(DEFAULT_MODEL))
     args = parser.parse_args(argv)
@@ -31,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "build":
         print(f"pipeline saved to {build(args.output)}")
         return 0
+    if args.command == "evaluate":
+        return evaluate_command(args)
     try:
         raw = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
     except OSError as err:
@@ -45,6 +58,46 @@ def main(argv: list[str] | None = None) -> int:
         text = raw.decode("utf-8-sig", errors="replace")
         print(render_text(result, text))
     return 1 if result["error"] else 0
+
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    """``notecoder evaluate``: read gold, predict or read predictions, print the report."""
+    from notecoder import evaluate
+    from notecoder.io import read_annotated
+    from notecoder.io.brat import write_brat
+    from notecoder.io.gold import GoldError, note_from_json, read_jsonl, write_jsonl
+
+    try:
+        gold = read_annotated(args.gold, mapping=args.mapping, strict=args.strict)
+        if args.pred:
+            pred = read_jsonl(args.pred, strict=args.strict)
+        else:
+            results = evaluate.predict(gold.notes, setting=args.setting)
+            pred = evaluate.Corpus([note_from_json(r, "pipeline")[0] for r in results])
+            if args.write_pred:
+                write_jsonl(results, args.write_pred)
+            if args.write_brat:
+                write_brat(results, args.write_brat)
+    except (GoldError, FileNotFoundError) as err:
+        print(f"notecoder: {err}", file=sys.stderr)
+        return 2
+    problems = [str(p) for p in gold.problems + pred.problems]
+    scores = evaluate.score(gold, pred, n_boot=args.bootstrap)
+    comparison = None
+    if args.compare:
+        other = read_jsonl(args.compare, strict=args.strict)
+        comparison = evaluate.compare(gold, pred, other, n_boot=args.bootstrap or 1000)
+    if args.json:
+        report = scores.to_json() | {"problems": problems}
+        if comparison is not None:
+            report["compare"] = comparison.to_dict(orient="records")
+        print(json.dumps(report, indent=2, default=float))
+    else:
+        print(evaluate.render(scores, problems))
+        if comparison is not None:
+            print("\nPaired bootstrap, B (--compare) minus A (--pred)")
+            print(comparison.to_string(index=False, float_format="{:.3f}".format))
+    return 0
 
 
 def render_text(result: dict[str, Any], text: str) -> str:

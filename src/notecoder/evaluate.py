@@ -18,6 +18,7 @@ false negative with its note, for a report.
 
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ import numpy as np
 import pandas as pd
 
 from notecoder.io.gold import ATTRIBUTES, Corpus, Note
+
+__all__ = ["Corpus", "Scores", "compare", "predict", "render", "score"]
 
 MODES = ("strict", "lenient")
 _RNG_SEED = 20261124
@@ -134,13 +137,21 @@ def _weights(n_notes: int, n_boot: int, seed: int) -> np.ndarray:
 
 
 def _f1_samples(counts: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Bootstrap F1 of every row, and of the micro and macro average: (n_boot, rows), (n_boot, 2)."""
+    """Bootstrap F1 of every row (n_boot, rows) and of the micro and macro average (n_boot, 2).
+
+    A row absent from a resample (no gold, no prediction) has no F1 there (NaN),
+    rather than 0: it neither counts in that resample's macro average nor drags
+    the row's interval down.
+    """
     notes, rows, _ = counts.shape
     sums = (weights @ counts.reshape(notes, rows * 3)).reshape(-1, rows, 3)
     _, _, f1 = prf(sums[..., 0], sums[..., 1], sums[..., 2])
+    f1 = np.where(sums.sum(axis=2) > 0, f1, np.nan)
     total = sums.sum(axis=1)
     _, _, micro = prf(total[:, 0], total[:, 1], total[:, 2])
-    macro = f1.mean(axis=1) if rows else np.zeros(len(weights))
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        macro = np.nanmean(f1, axis=1) if rows else np.zeros(len(weights))
     return f1, np.stack([micro, macro], axis=1)
 
 
@@ -178,8 +189,8 @@ def _table(counts: Counts, key: str, weights: np.ndarray | None) -> pd.DataFrame
     if weights is not None and names:
         rows_f1, averages_f1 = _f1_samples(counts.per_note, weights)
         samples = np.concatenate([rows_f1, averages_f1], axis=1)
-        frame["f1_low"] = np.percentile(samples, 2.5, axis=0)
-        frame["f1_high"] = np.percentile(samples, 97.5, axis=0)
+        frame["f1_low"] = np.nanpercentile(samples, 2.5, axis=0)
+        frame["f1_high"] = np.nanpercentile(samples, 97.5, axis=0)
     return frame
 
 
@@ -379,3 +390,107 @@ def _summary(spans: pd.DataFrame, codes: pd.DataFrame, flags: pd.DataFrame) -> p
                 }
             )
     return pd.DataFrame(rows)
+
+
+def compare(
+    gold: Corpus | Iterable[Note],
+    pred_a: Corpus | Iterable[Note],
+    pred_b: Corpus | Iterable[Note],
+    *,
+    n_boot: int = 1000,
+    seed: int = _RNG_SEED,
+) -> pd.DataFrame:
+    """Paired bootstrap: is B's micro F1 really different from A's?
+
+    Both systems are scored on the same resampled notes; the table gives each
+    F1, the difference B - A with its 95% interval, and a two-sided p-value
+    (twice the share of resamples where the difference has the other sign).
+    """
+    pairs_a, _ = pair(gold, pred_a)
+    pairs_b, _ = pair(gold, pred_b)
+    rows = []
+    levels = [
+        ("spans strict", lambda ps: _span_counts(_with(ps, "entities"), "strict", [])),
+        ("spans lenient", lambda ps: _span_counts(_with(ps, "entities"), "lenient", [])),
+        ("codes", lambda ps: _name_counts(_with(ps, "codes"), "codes", [])),
+        ("flags", lambda ps: _name_counts(_with(ps, "flags"), "flags", [])),
+    ]
+    for name, count in levels:
+        a, b = count(pairs_a), count(pairs_b)
+        if not len(a.per_note):
+            continue
+        totals = [c.per_note.sum(axis=1) for c in (a, b)]  # (notes, 3) per system
+        f_a, f_b = (float(prf(*t.sum(axis=0))[2]) for t in totals)
+        weights = _weights(len(totals[0]), n_boot, seed)
+        boot = [prf(*(weights @ t).T)[2] for t in totals]
+        delta = boot[1] - boot[0]
+        p = min(1.0, 2 * min(np.mean(delta <= 0), np.mean(delta >= 0)))
+        rows.append(
+            {
+                "level": name,
+                "f1_a": f_a,
+                "f1_b": f_b,
+                "delta": f_b - f_a,
+                "delta_low": float(np.percentile(delta, 2.5)),
+                "delta_high": float(np.percentile(delta, 97.5)),
+                "p_value": float(p),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def _with(pairs: list[tuple[Note, Note]], field: str) -> list[tuple[Note, Note]]:
+    return [(g, p) for g, p in pairs if getattr(g, field) is not None]
+
+
+def predict(
+    notes: Iterable[Note], *, setting: str | None = None, nlp: Any = None
+) -> list[dict[str, Any]]:
+    """Run the pipeline on annotated notes (each in its own setting unless one is given)."""
+    from notecoder.api import suggest
+
+    return [
+        suggest(n.text, note_id=n.id, setting=setting or n.setting, nlp=nlp) | {"text": n.text}
+        for n in notes
+    ]
+
+
+def render(scores: Scores, problems: list[str] | None = None) -> str:
+    """The report as terminal tables."""
+    fmt = {
+        c: "{:.3f}".format for c in ("precision", "recall", "f1", "f1_low", "f1_high", "accuracy")
+    }
+
+    def table(frame: pd.DataFrame) -> str:
+        if frame.empty:
+            return "  (nothing to score)"
+        shown = frame.copy()
+        for column in ("tp", "fp", "fn", "tn", "n", "correct"):
+            if column in shown:
+                shown[column] = shown[column].astype("Int64")
+        return shown.to_string(index=False, formatters=fmt, na_rep="-")
+
+    parts = [
+        ("Summary (95% bootstrap interval of F1)", scores.summary),
+        ("Spans per label", scores.spans),
+        ("Attributes on matched spans (lenient)", scores.attributes),
+        ("Region assignment on matched spans", scores.regions),
+        ("Codes", scores.codes),
+        ("Flags", scores.flags),
+    ]
+    out = []
+    for title, frame in parts:
+        out += [title, "-" * len(title), table(frame), ""]
+    errors = scores.errors
+    out.append(
+        f"Errors: {int((errors['type'] == 'FP').sum())} false positives, "
+        f"{int((errors['type'] == 'FN').sum())} false negatives (--json or --html lists them)"
+    )
+    if scores.missing:
+        out.append(
+            f"Gold notes with no prediction: {len(scores.missing)} "
+            f"({', '.join(scores.missing[:10])}{' ...' if len(scores.missing) > 10 else ''})"
+        )
+    for problem in problems or []:
+        out.append(f"problem: {problem}")
+    return "\n".join(out)

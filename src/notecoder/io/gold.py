@@ -54,7 +54,7 @@ class Note:
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
-        out.update(self.extra)
+        out.update({k: v for k, v in self.extra.items() if not k.startswith("_")})
         return out
 
 
@@ -102,8 +102,8 @@ def note_from_json(obj: Any, source: str) -> tuple[Note | None, list[str]]:
                 errors.append(f"entity {i}: {problem}")
             else:
                 entities.append(entity)
-    codes = _names(obj.get("codes"), "code")
-    flags = _names(obj.get("flags"), "flag")
+    codes = names_of(obj.get("codes"), "code")
+    flags = names_of(obj.get("flags"), "flag")
     known = {"id", "note_id", "text", "setting", "codes", "flags", "entities"}
     note = Note(
         id=str(note_id),
@@ -115,10 +115,13 @@ def note_from_json(obj: Any, source: str) -> tuple[Note | None, list[str]]:
         source=source,
         extra={k: v for k, v in obj.items() if k not in known},
     )
+    for key in ("codes", "flags"):  # a result's codes/flags carry evidence: keep it for reports
+        if obj.get(key) and isinstance(obj[key][0], dict):
+            note.extra[f"_{key}_detail"] = obj[key]
     return note, errors
 
 
-def _names(value: Any, key: str) -> list[str] | None:
+def names_of(value: Any, key: str) -> list[str] | None:
     """Codes or flags as strings, from gold (["M53.85"]) or results ([{"code": ...}])."""
     if value is None:
         return None
