@@ -12,9 +12,11 @@ from typing import Any
 
 from medspacy.context import ConText, ConTextRule
 from spacy.language import Language
+from spacy.tokens import Doc
 
 from notecoder.extensions import SPANS_KEY
 from notecoder.rulefile import RuleFileComponent
+from notecoder.sections import section_of
 
 #: Attribute names of our result, by the ConText category that sets them.
 CATEGORY_ATTRIBUTE: dict[str, str] = {
@@ -38,7 +40,7 @@ class NotecoderContext(RuleFileComponent, ConText):
     rules_file = "context_rules.json"
 
     def __init__(self, nlp: Language, name: str, span_group_name: str) -> None:
-        self._rule_dicts: list[dict[str, Any]] = []
+        self._data: dict[str, Any] = {}
         super().__init__(
             nlp,
             name=name,
@@ -48,10 +50,10 @@ class NotecoderContext(RuleFileComponent, ConText):
         )
 
     def rules_data(self) -> dict[str, Any]:
-        return {"context_rules": self._rule_dicts}
+        return self._data
 
     def set_rules(self, data: dict[str, Any]) -> None:
-        self._rule_dicts = list(data["context_rules"])
+        self._data = data
         # ConText keeps a matcher that can only grow: start from a fresh one.
         ConText.__init__(
             self,
@@ -61,4 +63,13 @@ class NotecoderContext(RuleFileComponent, ConText):
             input_span_type="group",
             span_group_name=self.span_group_name,
         )
-        self.add([ConTextRule.from_dict(d) for d in self._rule_dicts])
+        self.add([ConTextRule.from_dict(d) for d in data["context_rules"]])
+
+    def __call__(self, doc: Doc) -> Doc:
+        """ConText, then the attributes of the section each mention is in."""
+        doc = super().__call__(doc)
+        by_section = self._data.get("section_attributes", {})
+        for span in doc.spans.get(self.span_group_name, []):
+            for attr, value in by_section.get(section_of(span), {}).items():
+                setattr(span._, attr, value)
+        return doc
