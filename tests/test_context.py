@@ -45,8 +45,12 @@ def _entity(result, text):
         ("If no better in two weeks, physical therapy.", "physical therapy", "hypothetical", "If"),
         ("History of discitis in 2019, resolved.", "discitis", "historical", "History of"),
         ("History of discitis in 2019, resolved.", "discitis", "negated", "resolved"),
-        ("Past medical history of lumbar stenosis.", "lumbar stenosis", "historical",
-         "medical history of"),
+        (
+            "Past medical history of lumbar stenosis.",
+            "lumbar stenosis",
+            "historical",
+            "medical history of",
+        ),
         ("Mother has degenerative disc disease.", "degenerative disc disease", "family", "Mother"),
     ],
 )

@@ -46,6 +46,8 @@ class NotecoderContext(RuleFileComponent, ConText):
             name=name,
             rules=None,
             input_span_type="group",
+            # A trigger inside a mention is part of it ("without lesion" as a finding).
+            prune_on_target_overlap=True,
             span_group_name=span_group_name,
         )
 
@@ -61,6 +63,8 @@ class NotecoderContext(RuleFileComponent, ConText):
             name=self.name,
             rules=None,
             input_span_type="group",
+            # A trigger inside a mention is part of it ("without lesion" as a finding).
+            prune_on_target_overlap=True,
             span_group_name=self.span_group_name,
         )
         self.add([ConTextRule.from_dict(d) for d in data["context_rules"]])
