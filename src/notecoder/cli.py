@@ -70,7 +70,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     try:
         gold = read_annotated(args.gold, mapping=args.mapping, strict=args.strict)
         if args.pred:
-            pred = read_jsonl(args.pred, strict=args.strict)
+            pred = read_jsonl(args.pred, strict=args.strict, predictions=True)
         else:
             results = evaluate.predict(gold.notes, setting=args.setting)
             pred = evaluate.Corpus([note_from_json(r, "pipeline")[0] for r in results])
@@ -85,7 +85,7 @@ def evaluate_command(args: argparse.Namespace) -> int:
     scores = evaluate.score(gold, pred, n_boot=args.bootstrap)
     comparison = None
     if args.compare:
-        other = read_jsonl(args.compare, strict=args.strict)
+        other = read_jsonl(args.compare, strict=args.strict, predictions=True)
         comparison = evaluate.compare(gold, pred, other, n_boot=args.bootstrap or 1000)
     if args.json:
         report = scores.to_json() | {"problems": problems}

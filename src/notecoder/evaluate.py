@@ -22,12 +22,13 @@ import warnings
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from notecoder.io.gold import ATTRIBUTES, Corpus, Note
+from notecoder.io.gold import ATTRIBUTES, Corpus, Note, note_from_json
 
 __all__ = ["Corpus", "Scores", "compare", "predict", "render", "score"]
 
@@ -307,12 +308,30 @@ def _evidence_of(note: Note, field: str, name: str) -> dict[str, Any] | None:
 
 
 # -- entry points ----------------------------------------------------------------
-def pair(
-    gold: Corpus | Iterable[Note], pred: Corpus | Iterable[Note]
-) -> tuple[list[tuple[Note, Note]], list[str]]:
+Notes = Corpus | Iterable[Note] | Iterable[dict[str, Any]] | str | Path
+
+
+def as_notes(source: Notes) -> list[Note]:
+    """Notes from a Corpus, Notes, result or gold dicts, or a path (JSONL file or BRAT folder)."""
+    if isinstance(source, str | Path):
+        from notecoder.io import read_annotated
+
+        source = read_annotated(source)
+    if isinstance(source, Corpus):
+        return source.notes
+    notes = []
+    for item in source:
+        note = (
+            item if isinstance(item, Note) else note_from_json(item, "given", require_text=False)[0]
+        )
+        if note is not None:
+            notes.append(note)
+    return notes
+
+
+def pair(gold: Notes, pred: Notes) -> tuple[list[tuple[Note, Note]], list[str]]:
     """Gold notes with their predictions (by id); ids of gold notes with none."""
-    gold_notes = gold.notes if isinstance(gold, Corpus) else list(gold)
-    pred_notes = pred.notes if isinstance(pred, Corpus) else list(pred)
+    gold_notes, pred_notes = as_notes(gold), as_notes(pred)
     by_id = {n.id: n for n in pred_notes}
     pairs, missing = [], []
     for g in gold_notes:
@@ -325,8 +344,8 @@ def pair(
 
 
 def score(
-    gold: Corpus | Iterable[Note],
-    pred: Corpus | Iterable[Note],
+    gold: Notes,
+    pred: Notes,
     *,
     n_boot: int = 1000,
     seed: int = _RNG_SEED,
@@ -393,9 +412,9 @@ def _summary(spans: pd.DataFrame, codes: pd.DataFrame, flags: pd.DataFrame) -> p
 
 
 def compare(
-    gold: Corpus | Iterable[Note],
-    pred_a: Corpus | Iterable[Note],
-    pred_b: Corpus | Iterable[Note],
+    gold: Notes,
+    pred_a: Notes,
+    pred_b: Notes,
     *,
     n_boot: int = 1000,
     seed: int = _RNG_SEED,
@@ -406,6 +425,7 @@ def compare(
     F1, the difference B - A with its 95% interval, and a two-sided p-value
     (twice the share of resamples where the difference has the other sign).
     """
+    gold = as_notes(gold)
     pairs_a, _ = pair(gold, pred_a)
     pairs_b, _ = pair(gold, pred_b)
     rows = []

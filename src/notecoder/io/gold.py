@@ -69,35 +69,43 @@ class Corpus:
         return {n.id: n for n in self.notes}
 
 
-def check_entity(entity: Any, text: str) -> str | None:
-    """What is wrong with one span annotation, or None."""
+def check_entity(entity: Any, text: str | None) -> str | None:
+    """What is wrong with one span annotation, or None (``text`` None: offsets unchecked)."""
     if not isinstance(entity, dict):
         return "entity is not an object"
     start, end = entity.get("start"), entity.get("end")
     if not isinstance(start, int) or not isinstance(end, int):
         return "entity start/end must be integers"
-    if not 0 <= start < end <= len(text):
-        return f"entity offsets {start}-{end} outside the text (length {len(text)})"
     if entity.get("label") not in LABELS:
         return f"unknown label {entity.get('label')!r}"
+    if text is None:
+        return None
+    if not 0 <= start < end <= len(text):
+        return f"entity offsets {start}-{end} outside the text (length {len(text)})"
     if "text" in entity and entity["text"] != text[start:end]:
         return f"entity text {entity['text']!r} does not match the text at {start}-{end}"
     return None
 
 
-def note_from_json(obj: Any, source: str) -> tuple[Note | None, list[str]]:
-    """A Note from one parsed JSON object, and what is wrong with it."""
+def note_from_json(
+    obj: Any, source: str, *, require_text: bool = True
+) -> tuple[Note | None, list[str]]:
+    """A Note from one parsed JSON object, and what is wrong with it.
+
+    Gold needs its text; a prediction (a result line) may come without it, and
+    its offsets are then taken on trust.
+    """
     if not isinstance(obj, dict):
         return None, ["line is not a JSON object"]
     note_id, text = obj.get("id", obj.get("note_id")), obj.get("text")
-    if note_id is None or not isinstance(text, str):
+    if note_id is None or (require_text and not isinstance(text, str)):
         return None, ["missing 'id' or 'text'"]
     errors: list[str] = []
     entities = None
     if "entities" in obj:
         entities = []
         for i, entity in enumerate(obj["entities"] or []):
-            problem = check_entity(entity, text)
+            problem = check_entity(entity, text if isinstance(text, str) else None)
             if problem:
                 errors.append(f"entity {i}: {problem}")
             else:
@@ -107,7 +115,7 @@ def note_from_json(obj: Any, source: str) -> tuple[Note | None, list[str]]:
     known = {"id", "note_id", "text", "setting", "codes", "flags", "entities"}
     note = Note(
         id=str(note_id),
-        text=text,
+        text=text if isinstance(text, str) else "",
         setting=obj.get("setting") or "outpatient",
         codes=codes,
         flags=flags,
@@ -128,8 +136,10 @@ def names_of(value: Any, key: str) -> list[str] | None:
     return [v[key] if isinstance(v, dict) else str(v) for v in value]
 
 
-def read_jsonl(paths: str | Path | Iterable[str | Path], *, strict: bool = False) -> Corpus:
-    """Read gold or prediction JSONL files (one note per line)."""
+def read_jsonl(
+    paths: str | Path | Iterable[str | Path], *, strict: bool = False, predictions: bool = False
+) -> Corpus:
+    """Read gold (or, with ``predictions``, result) JSONL files, one note per line."""
     if isinstance(paths, str | Path):
         paths = [paths]
     corpus = Corpus()
@@ -145,7 +155,7 @@ def read_jsonl(paths: str | Path | Iterable[str | Path], *, strict: bool = False
                 except json.JSONDecodeError as err:
                     _problem(corpus, str(path), lineno, f"bad JSON ({err.msg})", strict)
                     continue
-                note, errors = note_from_json(obj, source)
+                note, errors = note_from_json(obj, source, require_text=not predictions)
                 for error in errors:
                     _problem(corpus, str(path), lineno, error, strict)
                 if note is None:
