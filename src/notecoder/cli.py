@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     p_eval.add_argument("--strict", action="store_true", help="stop at the first malformed line")
     p_eval.add_argument("--bootstrap", type=int, default=1000, help="resamples (0: no intervals)")
     p_eval.add_argument("--json", action="store_true", help="print the report as JSON")
+    p_eval.add_argument("--html", help="write a report page listing every error in context")
     p_eval.add_argument("--write-pred", help="save the predictions as JSONL")
     p_eval.add_argument("--write-brat", help="save the predictions as a BRAT folder")
     p_build = sub.add_parser("build", help="assemble the pipeline into a folder")
@@ -87,6 +88,10 @@ def evaluate_command(args: argparse.Namespace) -> int:
     if args.compare:
         other = read_jsonl(args.compare, strict=args.strict, predictions=True)
         comparison = evaluate.compare(gold, pred, other, n_boot=args.bootstrap or 1000)
+    if args.html:
+        from notecoder.report import write_html
+
+        write_html(scores, {n.id: n.text for n in gold.notes}, args.html)
     if args.json:
         report = scores.to_json() | {"problems": problems}
         if comparison is not None:
