@@ -71,3 +71,27 @@ def test_predictions_open_in_brat(nlp, tmp_path):
     back = read_brat(tmp_path).by_id()["p1"]
     assert back.codes == [c["code"] for c in result["codes"]]
     assert [e["text"] for e in back.entities] == [e["text"] for e in result["entities"]]
+
+
+def test_docbin_with_ents_and_span_group(tmp_path):
+    import spacy
+    from spacy.tokens import DocBin, Span
+
+    nlp = spacy.blank("en")
+    doc = nlp("Low back pain at L4-5.")
+    doc.ents = [Span(doc, 0, 3, label="PAIN")]
+    doc.spans["sc"] = [Span(doc, 0, 3, label="PAIN"), Span(doc, 4, 7, label="SPINAL_LEVEL")]
+    doc.user_data["id"] = "d1"
+    other = nlp("Neck pain.")
+    other.ents = [Span(other, 0, 2, label="SYMPTOM")]
+    path = tmp_path / "gold.spacy"
+    DocBin(docs=[doc, other], store_user_data=True).to_disk(path)
+
+    ents = read_annotated(path)
+    assert [n.id for n in ents.notes] == ["d1", "1"]
+    assert ents.notes[0].entities == [
+        {"start": 0, "end": 13, "text": "Low back pain", "label": "PAIN"}
+    ]
+    assert any("unknown label 'SYMPTOM'" in str(p) for p in ents.problems)
+    group = read_annotated(path, span_key="sc")
+    assert [e["label"] for e in group.notes[0].entities] == ["PAIN", "SPINAL_LEVEL"]

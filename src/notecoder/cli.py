@@ -25,7 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     p_suggest.add_argument("--note-id", help="id to report (default: the file name)")
     p_suggest.add_argument("--model", help="pipeline folder (default: build from pipelines/)")
     p_eval = sub.add_parser("evaluate", help="score the pipeline (or predictions) on gold notes")
-    p_eval.add_argument("gold", help="gold JSONL file, folder of JSONL files, or BRAT folder")
+    p_eval.add_argument("gold", help="gold JSONL, folder of JSONL, BRAT folder or .spacy DocBin")
+    p_eval.add_argument("--span-key", help="DocBin span group to read (default: doc.ents)")
     p_eval.add_argument("--pred", help="predictions JSONL (default: run the pipeline)")
     p_eval.add_argument("--setting", choices=SETTINGS, help="override each note's setting")
     p_eval.add_argument("--compare", help="second predictions JSONL: paired bootstrap vs --pred")
@@ -69,7 +70,9 @@ def evaluate_command(args: argparse.Namespace) -> int:
     from notecoder.io.gold import GoldError, note_from_json, read_jsonl, write_jsonl
 
     try:
-        gold = read_annotated(args.gold, mapping=args.mapping, strict=args.strict)
+        gold = read_annotated(
+            args.gold, mapping=args.mapping, strict=args.strict, span_key=args.span_key
+        )
         if args.pred:
             pred = read_jsonl(args.pred, strict=args.strict, predictions=True)
         else:
