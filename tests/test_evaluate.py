@@ -166,3 +166,12 @@ def test_malformed_gold_is_reported_with_line_and_the_rest_is_read(tmp_path):
     assert any(f"{path}:7:" in m and "missing 'id'" in m for m in messages)
     with pytest.raises(GoldError, match=":2: bad JSON"):
         read_jsonl(path, strict=True)
+
+
+def test_empty_files(tmp_path):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n\n")
+    gold = read_jsonl(empty)
+    assert gold.notes == [] and gold.problems == []
+    s = score(empty, empty, n_boot=100)
+    assert s.errors.empty and s.missing == []
