@@ -156,6 +156,13 @@ def _f1_samples(counts: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np
     return f1, np.stack([micro, macro], axis=1)
 
 
+def _interval(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """2.5th and 97.5th percentiles per column; NaN where a column never occurs."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns
+        return np.nanpercentile(samples, 2.5, axis=0), np.nanpercentile(samples, 97.5, axis=0)
+
+
 def _table(counts: Counts, key: str, weights: np.ndarray | None) -> pd.DataFrame:
     """One row per item with tp/fp/fn, P/R/F1 and the bootstrap interval of F1,
     then "(micro)" and "(macro)" rows."""
@@ -190,8 +197,7 @@ def _table(counts: Counts, key: str, weights: np.ndarray | None) -> pd.DataFrame
     if weights is not None and names:
         rows_f1, averages_f1 = _f1_samples(counts.per_note, weights)
         samples = np.concatenate([rows_f1, averages_f1], axis=1)
-        frame["f1_low"] = np.nanpercentile(samples, 2.5, axis=0)
-        frame["f1_high"] = np.nanpercentile(samples, 97.5, axis=0)
+        frame["f1_low"], frame["f1_high"] = _interval(samples)
     return frame
 
 
@@ -237,37 +243,38 @@ def _name_counts(pairs: list[tuple[Note, Note]], field: str, errors: list[dict])
     return Counts([(k,) for k in ordered], per_note.reshape(len(pairs), len(ordered), 3))
 
 
-def _attribute_table(pairs: list[tuple[Note, Note]]) -> pd.DataFrame:
-    rows = []
-    for attr in ATTRIBUTES:
-        tp = fp = fn = tn = 0
-        for g, p in pairs:
-            gold, pred = g.entities or [], p.entities or []
-            for i, j in match_spans(gold, pred, "lenient"):
+def _attribute_table(pairs: list[tuple[Note, Note]], weights: np.ndarray | None) -> pd.DataFrame:
+    """P/R/F1 of the positive class and accuracy per attribute, F1 with its interval."""
+    counts = np.zeros((len(pairs), len(ATTRIBUTES), 4))  # tp, fp, fn, tn per note
+    for n, (g, p) in enumerate(pairs):
+        gold, pred = g.entities or [], p.entities or []
+        for i, j in match_spans(gold, pred, "lenient"):
+            for k, attr in enumerate(ATTRIBUTES):
                 if attr not in gold[i]:
                     continue
                 truth, guess = bool(gold[i][attr]), bool(pred[j].get(attr, False))
-                tp += truth and guess
-                fp += guess and not truth
-                fn += truth and not guess
-                tn += not truth and not guess
-        n = tp + fp + fn + tn
-        precision, recall, f1 = prf(tp, fp, fn)
-        rows.append(
-            {
-                "attribute": attr,
-                "n": n,
-                "tp": tp,
-                "fp": fp,
-                "fn": fn,
-                "tn": tn,
-                "precision": float(precision),
-                "recall": float(recall),
-                "f1": float(f1),
-                "accuracy": (tp + tn) / n if n else np.nan,
-            }
-        )
-    return pd.DataFrame(rows)
+                counts[n, k, 0 if truth and guess else 1 if guess else 2 if truth else 3] += 1
+    sums = counts.sum(axis=0)
+    precision, recall, f1 = prf(sums[:, 0], sums[:, 1], sums[:, 2])
+    n = sums.sum(axis=1)
+    frame = pd.DataFrame(
+        {
+            "attribute": list(ATTRIBUTES),
+            "n": n.astype(int),
+            "tp": sums[:, 0].astype(int),
+            "fp": sums[:, 1].astype(int),
+            "fn": sums[:, 2].astype(int),
+            "tn": sums[:, 3].astype(int),
+            "precision": precision,
+            "recall": recall,
+            "f1": f1,
+            "accuracy": np.where(n > 0, (sums[:, 0] + sums[:, 3]) / np.maximum(n, 1), np.nan),
+        }
+    )
+    if weights is not None and len(pairs):
+        samples, _ = _f1_samples(counts[..., :3], weights)
+        frame["f1_low"], frame["f1_high"] = _interval(samples)
+    return frame
 
 
 def _region_table(pairs: list[tuple[Note, Note]]) -> pd.DataFrame:
@@ -370,7 +377,7 @@ def score(
     flags = _table(_name_counts(flag_pairs, "flags", errors), "flag", weights(flag_pairs))
     return Scores(
         spans=spans,
-        attributes=_attribute_table(span_pairs),
+        attributes=_attribute_table(span_pairs, weights(span_pairs)),
         regions=_region_table(span_pairs),
         codes=codes,
         flags=flags,
