@@ -57,6 +57,17 @@ class Scores:
     summary: pd.DataFrame
     missing: list[str]  # gold notes with no prediction
 
+    def titled_tables(self) -> list[tuple[str, pd.DataFrame]]:
+        """The report's tables in reading order, with their titles."""
+        return [
+            ("Summary (95% bootstrap interval of F1)", self.summary),
+            ("Spans per label", self.spans),
+            ("Attributes on matched spans (lenient)", self.attributes),
+            ("Region assignment on matched spans", self.regions),
+            ("Codes", self.codes),
+            ("Flags", self.flags),
+        ]
+
     def to_json(self) -> dict[str, Any]:
         tables = ("summary", "spans", "attributes", "regions", "codes", "flags", "errors")
         out: dict[str, Any] = {
@@ -497,16 +508,8 @@ def render(scores: Scores, problems: list[str] | None = None) -> str:
                 shown[column] = shown[column].astype("Int64")
         return shown.to_string(index=False, formatters=fmt, na_rep="-")
 
-    parts = [
-        ("Summary (95% bootstrap interval of F1)", scores.summary),
-        ("Spans per label", scores.spans),
-        ("Attributes on matched spans (lenient)", scores.attributes),
-        ("Region assignment on matched spans", scores.regions),
-        ("Codes", scores.codes),
-        ("Flags", scores.flags),
-    ]
     out = []
-    for title, frame in parts:
+    for title, frame in scores.titled_tables():
         out += [title, "-" * len(title), table(frame), ""]
     errors = scores.errors
     out.append(

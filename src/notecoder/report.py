@@ -71,16 +71,8 @@ def _snippet(text: str, start: int | None, end: int | None, label: str) -> str:
 
 def render_html(scores: Scores, texts: dict[str, str], title: str = "notecoder evaluation") -> str:
     """The whole report page."""
-    tables = [
-        ("Summary (95% bootstrap interval of F1)", scores.summary),
-        ("Spans per label", scores.spans),
-        ("Attributes on matched spans (lenient)", scores.attributes),
-        ("Region assignment on matched spans", scores.regions),
-        ("Codes", scores.codes),
-        ("Flags", scores.flags),
-    ]
     parts = [f"<h1>{html.escape(title)}</h1>"]
-    for name, frame in tables:
+    for name, frame in scores.titled_tables():
         parts.append(f"<h2>{html.escape(name)}</h2>")
         parts.append(frame.to_html(index=False, float_format="{:.3f}".format, na_rep="-"))
     parts.append("<h2>Errors</h2><p>")
