@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,20 @@ def main(argv: list[str] | None = None) -> int:
     p_eval.add_argument("--html", help="write a report page listing every error in context")
     p_eval.add_argument("--write-pred", help="save the predictions as JSONL")
     p_eval.add_argument("--write-brat", help="save the predictions as a BRAT folder")
+    p_batch = sub.add_parser("batch", help="code a dump of notes, resumably, on every core")
+    p_batch.add_argument("input", nargs="?", help=".jsonl, .csv, .parquet, .db or a folder of .txt")
+    p_batch.add_argument("--output", required=True, help="output folder (resumed if it exists)")
+    p_batch.add_argument("--db", help="SQLAlchemy URL or SQLite file (OMOP NOTE by default)")
+    p_batch.add_argument("--table", help="table to read from --db")
+    p_batch.add_argument("--query", help="SQL query to read from --db")
+    p_batch.add_argument("--id-col", help="note id column (default: note_id or id)")
+    p_batch.add_argument("--text-col", help="note text column (default: note_text or text)")
+    p_batch.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    p_batch.add_argument("--chunk-size", type=int, default=500)
+    p_batch.add_argument("--setting", choices=SETTINGS, default="outpatient")
+    p_batch.add_argument("--timeout", type=float, default=60.0, help="seconds per note")
+    p_batch.add_argument("--format", choices=("parquet", "jsonl"), default="parquet")
+    p_batch.add_argument("--note-nlp-db", help="also write NOTE_NLP rows into this database")
     p_build = sub.add_parser("build", help="assemble the pipeline into a folder")
     p_build.add_argument("output", nargs="?", default=str(DEFAULT_MODEL))
     args = parser.parse_args(argv)
@@ -46,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "evaluate":
         return evaluate_command(args)
+    if args.command == "batch":
+        return batch_command(args)
     try:
         raw = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
     except OSError as err:
@@ -60,6 +77,45 @@ def main(argv: list[str] | None = None) -> int:
         text = raw.decode("utf-8-sig", errors="replace")
         print(render_text(result, text))
     return 1 if result["error"] else 0
+
+
+def batch_command(args: argparse.Namespace) -> int:
+    """``notecoder batch``: code every note of a source into an output folder."""
+    from notecoder.batch import BatchOptions, run_batch
+    from notecoder.io.sources import SourceError, iter_notes
+
+    options = BatchOptions(
+        output=Path(args.output),
+        workers=args.workers,
+        chunk_size=args.chunk_size,
+        setting=args.setting,
+        timeout=args.timeout,
+        output_format=args.format,
+    )
+    try:
+        rows = iter_notes(
+            args.input,
+            id_col=args.id_col,
+            text_col=args.text_col,
+            db=args.db,
+            table=args.table,
+            query=args.query,
+        )
+        summary = run_batch(rows, options)
+        if args.note_nlp_db:
+            from notecoder.batch import write_note_nlp_sql
+
+            write_note_nlp_sql(options.output, args.note_nlp_db)
+    except SourceError as err:
+        print(f"notecoder: {err}", file=sys.stderr)
+        return 2
+    print(
+        f"{summary['notes']} notes, {summary['errors']} errors, {summary['codes']} codes, "
+        f"{summary['flags']} flags -> {args.output}"
+    )
+    for item in summary["error_notes"][:20]:
+        print(f"  error {item['note_id']}: {item['error']}")
+    return 0
 
 
 def evaluate_command(args: argparse.Namespace) -> int:

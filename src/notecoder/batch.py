@@ -1,0 +1,433 @@
+"""``notecoder batch``: every note of a dump coded, resumably, on every core.
+
+The input is cut into chunks in input order. A chunk is coded by a worker (each
+worker builds the pipeline once and sends back plain rows, never Docs: spaCy's
+``n_process`` cannot pickle medspaCy's extensions) and written by the main
+process as one file per table, each written to a temporary name and renamed;
+the results file comes last and marks the chunk done. A run started again with
+the same arguments skips the chunks that are done and redoes the others, so
+after any kill every input note is in the output exactly once. Memory stays
+bounded: the source is streamed and at most two chunks per worker are in flight.
+
+Output folder, one part per chunk in each table folder (read a table with
+``pandas.read_parquet(folder / "results")``): ``results`` (note_id, codes,
+flags, error), ``codes``, ``flags``, ``entities`` and ``note_nlp`` (OMOP CDM
+NOTE_NLP rows), and ``summary.json`` at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from itertools import islice
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from notecoder.io.sources import Row
+
+TABLES = ("codes", "flags", "entities", "note_nlp", "results")  # results last: marks a chunk done
+
+
+def _schemas() -> dict[str, Any]:
+    """Fixed Parquet schemas, so that every part of a table reads as one dataset."""
+    import pyarrow as pa
+
+    s, i, f, b = pa.string(), pa.int64(), pa.float64(), pa.bool_()
+    return {
+        "results": pa.schema(
+            [
+                ("note_id", s),
+                ("codes", pa.list_(s)),
+                ("flags", pa.list_(s)),
+                ("error", s),
+                ("setting", s),
+                ("result", s),
+            ]
+        ),
+        "codes": pa.schema(
+            [
+                ("note_id", s),
+                ("code", s),
+                ("description", s),
+                ("confidence", f),
+                ("region", s),
+                ("evidence_start", i),
+                ("evidence_end", i),
+                ("evidence_text", s),
+                ("section", s),
+            ]
+        ),
+        "flags": pa.schema(
+            [("note_id", s), ("flag", s), ("code", s), ("message", s), ("confidence", f)]
+        ),
+        "entities": pa.schema(
+            [
+                ("note_id", s),
+                ("start", i),
+                ("end", i),
+                ("text", s),
+                ("label", s),
+                ("negated", b),
+                ("historical", b),
+                ("hypothetical", b),
+                ("uncertain", b),
+                ("family", b),
+                ("section", s),
+                ("region", s),
+                ("levels", s),
+                ("concept", s),
+            ]
+        ),
+        "note_nlp": pa.schema(
+            [
+                ("note_id", s),
+                ("section_concept_id", i),
+                ("snippet", s),
+                ("offset", i),
+                ("lexical_variant", s),
+                ("note_nlp_concept_id", i),
+                ("note_nlp_source_concept_id", i),
+                ("icd10cm_code", s),
+                ("nlp_system", s),
+                ("nlp_date", s),
+                ("term_exists", s),
+                ("term_temporal", s),
+                ("term_modifiers", s),
+            ]
+        ),
+    }
+
+
+_VERSION = "0.1.0"
+
+
+@dataclass
+class BatchOptions:
+    """How to run: output kind, workers, chunk size, setting, per-note timeout."""
+
+    output: Path
+    workers: int = os.cpu_count() or 1
+    chunk_size: int = 500
+    setting: str = "outpatient"
+    timeout: float = 60.0
+    output_format: str = "parquet"  # or "jsonl"
+    progress: bool = field(default_factory=lambda: sys.stderr.isatty())
+
+
+# -- worker side ---------------------------------------------------------------
+_NLP = None
+
+
+def _init_worker() -> None:
+    global _NLP
+    from notecoder.pipeline import load
+
+    _NLP = load()
+
+
+class _Timeout(Exception):
+    pass
+
+
+def _alarm(signum: int, frame: Any) -> None:
+    raise _Timeout
+
+
+def code_chunk(rows: list[Row], setting: str, timeout: float) -> dict[str, list[dict[str, Any]]]:
+    """Code one chunk: plain table rows (picklable), one results row per input row."""
+    from notecoder.api import suggest
+    from notecoder.result import empty_result
+
+    if _NLP is None:
+        _init_worker()
+    tables: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
+    use_alarm = timeout > 0 and hasattr(signal, "setitimer")
+    if use_alarm:
+        previous = signal.signal(signal.SIGALRM, _alarm)
+    try:
+        for note_id, text, error in rows:
+            if error is not None:
+                result = empty_result(note_id, error)
+            else:
+                try:
+                    if use_alarm:
+                        signal.setitimer(signal.ITIMER_REAL, timeout)
+                    result = suggest(text, note_id=note_id, setting=setting, nlp=_NLP)
+                except _Timeout:
+                    result = empty_result(note_id, f"timeout after {timeout:g} s")
+                finally:
+                    if use_alarm:
+                        signal.setitimer(signal.ITIMER_REAL, 0)
+            _add_rows(tables, result, setting)
+    finally:
+        if use_alarm:
+            signal.signal(signal.SIGALRM, previous)
+    return tables
+
+
+def _add_rows(tables: dict[str, list[dict]], result: dict[str, Any], setting: str) -> None:
+    note_id = result["note_id"]
+    tables["results"].append(
+        {
+            "note_id": note_id,
+            "codes": [c["code"] for c in result["codes"]],
+            "flags": [f["flag"] for f in result["flags"]],
+            "error": result["error"],
+            "setting": setting,
+            "result": json.dumps(result, ensure_ascii=False),
+        }
+    )
+    for c in result["codes"]:
+        ev = c["evidence"][0] if c["evidence"] else {}
+        tables["codes"].append(
+            {
+                "note_id": note_id,
+                "code": c["code"],
+                "description": c["description"],
+                "confidence": c["confidence"],
+                "region": c.get("region"),
+                "evidence_start": ev.get("start"),
+                "evidence_end": ev.get("end"),
+                "evidence_text": ev.get("text"),
+                "section": ev.get("section"),
+            }
+        )
+    for f in result["flags"]:
+        tables["flags"].append(
+            {
+                "note_id": note_id,
+                "flag": f["flag"],
+                "code": f.get("code"),
+                "message": f["message"],
+                "confidence": f.get("confidence"),
+            }
+        )
+    for e in result["entities"]:
+        tables["entities"].append(
+            {
+                "note_id": note_id,
+                "start": e["start"],
+                "end": e["end"],
+                "text": e["text"],
+                "label": e["label"],
+                "negated": e["negated"],
+                "historical": e["historical"],
+                "hypothetical": e["hypothetical"],
+                "uncertain": e["uncertain"],
+                "family": e["family"],
+                "section": e["section"],
+                "region": e.get("region"),
+                "levels": ",".join(e.get("levels") or []),
+                "concept": e.get("concept"),
+            }
+        )
+    tables["note_nlp"].extend(note_nlp_rows(result))
+
+
+def note_nlp_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """OMOP CDM NOTE_NLP rows: one per suggested code and one per entity."""
+    today = date.today().isoformat()
+    base = {
+        "note_id": result["note_id"],
+        "section_concept_id": 0,
+        "note_nlp_concept_id": 0,
+        "note_nlp_source_concept_id": 0,
+        "nlp_system": f"notecoder {_VERSION}",
+        "nlp_date": today,
+    }
+    rows = []
+    for c in result["codes"]:
+        ev = c["evidence"][0] if c["evidence"] else {"start": None, "text": ""}
+        rows.append(
+            {
+                **base,
+                "snippet": ev.get("text"),
+                "offset": ev.get("start"),
+                "lexical_variant": ev.get("text"),
+                "icd10cm_code": c["code"],
+                "term_exists": "Y",
+                "term_temporal": "present",
+                "term_modifiers": f"icd10cm={c['code']},confidence={c['confidence']}",
+            }
+        )
+    for e in result["entities"]:
+        absent = e["negated"] or e["hypothetical"] or e["family"]
+        modifiers = [
+            k for k in ("negated", "historical", "hypothetical", "uncertain", "family") if e[k]
+        ]
+        rows.append(
+            {
+                **base,
+                "snippet": e["text"],
+                "offset": e["start"],
+                "lexical_variant": e["text"],
+                "icd10cm_code": None,
+                "term_exists": "N" if absent else "Y",
+                "term_temporal": "past" if e["historical"] else "present",
+                "term_modifiers": ",".join([f"label={e['label']}", *modifiers]),
+            }
+        )
+    return rows
+
+
+# -- main side -------------------------------------------------------------------
+def _chunks(rows: Iterable[Row], size: int) -> Iterator[tuple[int, list[Row]]]:
+    iterator = iter(rows)
+    index = 0
+    while chunk := list(islice(iterator, size)):
+        yield index, chunk
+        index += 1
+
+
+def _part(output: Path, table: str, index: int, fmt: str) -> Path:
+    suffix = "jsonl" if fmt == "jsonl" and table == "results" else "parquet"
+    return output / table / f"part-{index:06d}.{suffix}"
+
+
+def _write_chunk(output: Path, index: int, tables: dict[str, list[dict]], fmt: str) -> None:
+    """Every table part of a chunk, each atomically; results last (marks it done)."""
+    for table in TABLES:
+        path = _part(output, table, index, fmt)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")  # dot files are not part of the dataset
+        rows = tables[table]
+        if path.suffix == ".jsonl":
+            tmp.write_text("".join(r["result"] + "\n" for r in rows), encoding="utf-8")
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            pq.write_table(pa.Table.from_pylist(rows, schema=_schemas()[table]), tmp)
+        os.replace(tmp, path)
+
+
+def run_batch(rows: Iterable[Row], options: BatchOptions) -> dict[str, Any]:
+    """Code every row into ``options.output``; resume where a previous run stopped."""
+    output = options.output
+    output.mkdir(parents=True, exist_ok=True)
+    for stale in output.glob("*/.part-*.tmp"):  # left by a run killed while writing
+        stale.unlink()
+    done = (
+        {p.name for p in (output / "results").glob("part-*")}
+        if (output / "results").exists()
+        else set()
+    )
+    todo = (
+        (i, c)
+        for i, c in _chunks(rows, options.chunk_size)
+        if _part(output, "results", i, options.output_format).name not in done
+    )
+    progress = _progress(options)
+    if options.workers <= 1:
+        for index, chunk in todo:
+            _write_chunk(
+                output,
+                index,
+                code_chunk(chunk, options.setting, options.timeout),
+                options.output_format,
+            )
+            progress.update(len(chunk))
+    else:
+        ctx = get_context("fork" if sys.platform != "win32" else "spawn")
+        with ctx.Pool(options.workers, initializer=_init_worker) as pool:
+            pending: deque = deque()
+            for index, chunk in todo:
+                pending.append(
+                    (
+                        index,
+                        len(chunk),
+                        pool.apply_async(code_chunk, (chunk, options.setting, options.timeout)),
+                    )
+                )
+                while len(pending) >= 2 * options.workers:
+                    _finish(pending.popleft(), output, options, progress)
+            while pending:
+                _finish(pending.popleft(), output, options, progress)
+    progress.close()
+    return summarize(output, options)
+
+
+def _finish(item: tuple, output: Path, options: BatchOptions, progress: Any) -> None:
+    index, size, async_result = item
+    _write_chunk(output, index, async_result.get(), options.output_format)
+    progress.update(size)
+
+
+def _progress(options: BatchOptions) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(unit=" notes", disable=not options.progress, smoothing=0.1, desc="coding")
+
+
+def summarize(output: Path, options: BatchOptions) -> dict[str, Any]:
+    """Counts over the whole output, written to summary.json."""
+    if options.output_format == "jsonl":
+        results = [
+            json.loads(line)
+            for p in sorted((output / "results").glob("part-*.jsonl"))
+            for line in p.read_text(encoding="utf-8").splitlines()
+        ]
+        notes = len(results)
+        errors = [(r["note_id"], r["error"]) for r in results if r["error"]]
+        n_codes = sum(len(r["codes"]) for r in results)
+        n_flags = sum(len(r["flags"]) for r in results)
+        flag_counts = pd.Series([f["flag"] for r in results for f in r["flags"]]).value_counts()
+        code_counts = pd.Series([c["code"] for r in results for c in r["codes"]]).value_counts()
+    else:
+        frame = pd.read_parquet(output / "results", columns=["note_id", "codes", "flags", "error"])
+        notes = len(frame)
+        errors = list(
+            frame.loc[frame["error"].notna(), ["note_id", "error"]].itertuples(
+                index=False, name=None
+            )
+        )
+        codes = pd.read_parquet(output / "codes") if any((output / "codes").glob("*")) else None
+        flags = pd.read_parquet(output / "flags") if any((output / "flags").glob("*")) else None
+        n_codes = 0 if codes is None or codes.empty else len(codes)
+        n_flags = 0 if flags is None or flags.empty else len(flags)
+        code_counts = codes["code"].value_counts() if n_codes else pd.Series(dtype=int)
+        flag_counts = flags["flag"].value_counts() if n_flags else pd.Series(dtype=int)
+    summary = {
+        "notes": notes,
+        "errors": len(errors),
+        "codes": n_codes,
+        "flags": n_flags,
+        "top_codes": {k: int(v) for k, v in code_counts.head(20).items()},
+        "flag_counts": {k: int(v) for k, v in flag_counts.items()},
+        "error_notes": [{"note_id": i, "error": e} for i, e in errors[:1000]],
+    }
+    tmp = output / "summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    os.replace(tmp, output / "summary.json")
+    return summary
+
+
+def write_note_nlp_sql(output: Path, db: str, table: str = "note_nlp") -> int:
+    """Put the run's NOTE_NLP rows into a database, replacing earlier rows of the same notes.
+
+    One transaction: the rows of these notes are deleted, then inserted, so a
+    rerun never duplicates them. Returns the number of rows written.
+    """
+    import sqlalchemy as sa
+
+    rows = pd.read_parquet(output / "note_nlp")
+    engine = sa.create_engine(db if "://" in db else f"sqlite:///{db}")
+    with engine.begin() as conn:
+        if sa.inspect(conn).has_table(table):
+            target = sa.table(table, sa.column("note_id"))
+            ids = sorted(set(rows["note_id"]))
+            for start in range(0, len(ids), 500):
+                conn.execute(
+                    sa.delete(target).where(target.c.note_id.in_(ids[start : start + 500]))
+                )
+        rows.to_sql(table, conn, if_exists="append", index=False)
+    return len(rows)

@@ -1,0 +1,182 @@
+"""Note sources for batch runs: JSONL, CSV, Parquet, a folder of .txt files, SQL.
+
+Every source yields ``(note_id, text_or_None, error_or_None)`` in input order,
+streaming (memory does not grow with the input). A row whose id or text is
+missing or not text is still yielded, with an error, so that it becomes an
+error row and no input row goes missing. A source whose id or text column does
+not exist fails at once with the columns it has. The OMOP CDM ``NOTE`` table
+(``note_id``, ``note_text``) is recognised without options.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+Row = tuple[str, str | None, str | None]
+
+ID_COLUMNS = ("note_id", "id")
+TEXT_COLUMNS = ("note_text", "text")
+
+
+class SourceError(ValueError):
+    """The source cannot be read at all (missing file, column or table)."""
+
+
+def pick_columns(columns: list[str], id_col: str | None, text_col: str | None) -> tuple[str, str]:
+    """The id and text columns: as given, else OMOP NOTE's, else id/text."""
+
+    def choose(given: str | None, defaults: tuple[str, ...], what: str) -> str:
+        if given is not None:
+            if given not in columns:
+                raise SourceError(f"no {what} column {given!r}; columns are {columns}")
+            return given
+        for name in defaults:
+            if name in columns:
+                return name
+        raise SourceError(
+            f"no {what} column ({' or '.join(defaults)}); columns are {columns} (use --{what}-col)"
+        )
+
+    return choose(id_col, ID_COLUMNS, "id"), choose(text_col, TEXT_COLUMNS, "text")
+
+
+def _row(note_id: Any, text: Any, where: str) -> Row:
+    """One row, checked: a missing id or a text that is not text becomes an error."""
+    if note_id is None or (isinstance(note_id, float) and note_id != note_id):
+        return (where, None, "missing note id")
+    note_id = (
+        str(int(note_id)) if isinstance(note_id, float) and note_id.is_integer() else str(note_id)
+    )
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            return (note_id, None, "note text is not UTF-8")
+    if not isinstance(text, str):
+        kind = "missing" if text is None or text != text else type(text).__name__
+        return (note_id, None, f"note text is {kind}, not text")
+    return (note_id, text, None)
+
+
+def read_jsonl(path: Path, id_col: str | None, text_col: str | None) -> Iterator[Row]:
+    with path.open(encoding="utf-8", errors="replace") as f:
+        columns: tuple[str, str] | None = None
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            where = f"{path.name}:{lineno}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError:
+                yield (where, None, f"bad JSON at line {lineno}")
+                continue
+            if not isinstance(obj, dict):
+                yield (where, None, f"line {lineno} is not an object")
+                continue
+            if columns is None:
+                columns = pick_columns(list(obj), id_col, text_col)
+            yield _row(obj.get(columns[0]), obj.get(columns[1]), where)
+
+
+def read_csv(path: Path, id_col: str | None, text_col: str | None, chunk: int) -> Iterator[Row]:
+    import pandas as pd
+
+    header = list(pd.read_csv(path, nrows=0).columns)
+    ids, texts = pick_columns(header, id_col, text_col)
+    for frame in pd.read_csv(
+        path,
+        usecols=[ids, texts],
+        chunksize=chunk,
+        dtype=object,
+        keep_default_na=False,
+        na_values=[""],
+    ):
+        for i, (note_id, text) in enumerate(zip(frame[ids], frame[texts], strict=True)):
+            yield _row(note_id, text, f"{path.name}:row {frame.index[i] + 2}")
+
+
+def read_parquet(path: Path, id_col: str | None, text_col: str | None, chunk: int) -> Iterator[Row]:
+    import pyarrow.parquet as pq
+
+    file = pq.ParquetFile(path)
+    ids, texts = pick_columns(file.schema_arrow.names, id_col, text_col)
+    row = 0
+    for batch in file.iter_batches(batch_size=chunk, columns=[ids, texts]):
+        for note_id, text in zip(
+            batch.column(ids).to_pylist(), batch.column(texts).to_pylist(), strict=True
+        ):
+            row += 1
+            yield _row(note_id, text, f"{path.name}:row {row}")
+
+
+def read_text_folder(path: Path) -> Iterator[Row]:
+    for file in sorted(path.glob("*.txt")):
+        yield _row(file.stem, file.read_bytes(), file.name)
+
+
+def read_sql(
+    db: str,
+    table: str | None,
+    query: str | None,
+    id_col: str | None,
+    text_col: str | None,
+    chunk: int,
+) -> Iterator[Row]:
+    """Rows of a table or query through SQLAlchemy; a plain file path is SQLite."""
+    import sqlalchemy as sa
+
+    url = db if "://" in db else f"sqlite:///{db}"
+    engine = sa.create_engine(url)
+    if query is None:
+        if table is None:
+            table = "note" if "note" in sa.inspect(engine).get_table_names() else None
+        if table is None:
+            raise SourceError("give --table or --query (no NOTE table in the database)")
+        query = f"SELECT * FROM {sa.table(table)}"
+    with engine.connect() as conn:
+        result = conn.execution_options(stream_results=True).execute(sa.text(query))
+        ids, texts = pick_columns(list(result.keys()), id_col, text_col)
+        row = 0
+        while batch := result.fetchmany(chunk):
+            for record in batch:
+                row += 1
+                mapping = record._mapping
+                yield _row(mapping[ids], mapping[texts], f"row {row}")
+
+
+def iter_notes(
+    source: str | Path | None = None,
+    *,
+    id_col: str | None = None,
+    text_col: str | None = None,
+    db: str | None = None,
+    table: str | None = None,
+    query: str | None = None,
+    chunk: int = 1000,
+) -> Iterator[Row]:
+    """Rows of any supported source, by its kind (a folder, .jsonl, .csv, .parquet, --db)."""
+    if db is not None:
+        return read_sql(db, table, query, id_col, text_col, chunk)
+    if source is None:
+        raise SourceError("give an input file or folder, or --db")
+    path = Path(source)
+    if not path.exists():
+        raise SourceError(f"no such file or folder: {path}")
+    if path.is_dir():
+        return read_text_folder(path)
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json", ".ndjson"):
+        return read_jsonl(path, id_col, text_col)
+    if suffix in (".csv", ".tsv"):
+        return read_csv(path, id_col, text_col, chunk)
+    if suffix == ".parquet":
+        return read_parquet(path, id_col, text_col, chunk)
+    if suffix in (".db", ".sqlite", ".sqlite3"):
+        return read_sql(str(path), table, query, id_col, text_col, chunk)
+    raise SourceError(
+        f"unknown input kind {suffix!r}: use .jsonl, .csv, .parquet, a folder "
+        "of .txt files, or --db"
+    )

@@ -1,0 +1,198 @@
+"""``notecoder batch``: every input format, error rows, SQLite and NOTE_NLP, kill and resume."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from notecoder import batch
+from notecoder.batch import BatchOptions, run_batch
+from notecoder.io.sources import SourceError, iter_notes
+from tests.conftest import SHARED
+
+NOTES = [json.loads(line) for line in (SHARED / "corpora" / "mtsamples_spine.jsonl").open()][:40]
+
+
+@pytest.fixture(autouse=True)
+def shared_pipeline(nlp, monkeypatch):
+    """In-process runs reuse the session's pipeline instead of building their own."""
+    monkeypatch.setattr(batch, "_NLP", nlp)
+
+
+def run(rows, out, **kw):
+    options = BatchOptions(
+        output=out,
+        workers=kw.pop("workers", 1),
+        progress=False,
+        chunk_size=kw.pop("chunk_size", 7),
+        **kw,
+    )
+    return run_batch(rows, options)
+
+
+def results(out):
+    return pd.read_parquet(out / "results").sort_values("note_id").reset_index(drop=True)
+
+
+def test_formats_give_the_same_results(tmp_path):
+    ids, texts = [n["id"] for n in NOTES], [n["text"] for n in NOTES]
+    frame = pd.DataFrame({"note_id": ids, "note_text": texts})
+    (tmp_path / "in.jsonl").write_text(
+        "".join(json.dumps({"id": n["id"], "text": n["text"]}) + "\n" for n in NOTES)
+    )
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    frame.to_parquet(tmp_path / "in.parquet")
+    folder = tmp_path / "txt"
+    folder.mkdir()
+    for n in NOTES:
+        (folder / f"{n['id']}.txt").write_text(n["text"])
+    db = tmp_path / "omop.db"
+    with sqlite3.connect(db) as conn:
+        frame.to_sql("note", conn, index=False)  # OMOP CDM NOTE: found without options
+    outs = []
+    for name, rows in [
+        ("jsonl", iter_notes(tmp_path / "in.jsonl")),
+        ("csv", iter_notes(tmp_path / "in.csv")),
+        ("parquet", iter_notes(tmp_path / "in.parquet")),
+        ("txt", iter_notes(folder)),
+        ("sqlite", iter_notes(db=str(db))),
+    ]:
+        summary = run(rows, tmp_path / f"out-{name}")
+        assert summary["notes"] == len(NOTES) and summary["errors"] == 0, name
+        outs.append(results(tmp_path / f"out-{name}")[["note_id", "codes", "flags"]])
+    for other in outs[1:]:
+        pd.testing.assert_frame_equal(outs[0], other)
+    assert sorted(outs[0]["note_id"]) == sorted(n["id"] for n in NOTES)
+
+
+def test_bad_values_become_error_rows(tmp_path):
+    lines = [
+        json.dumps({"id": "ok", "text": "Assessment: discitis at T12-L1."}),
+        json.dumps({"id": "none", "text": None}),
+        json.dumps({"id": "number", "text": 42}),
+        json.dumps({"text": "no id"}),
+        "{broken",
+        json.dumps({"id": "empty", "text": ""}),
+    ]
+    (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n")
+    summary = run(iter_notes(tmp_path / "in.jsonl"), tmp_path / "out")
+    frame = results(tmp_path / "out").set_index("note_id")
+    assert summary["notes"] == 6
+    assert list(frame.loc["ok", "codes"]) == ["M46.45"]
+    assert frame.loc["none", "error"] == "note text is missing, not text"
+    assert frame.loc["number", "error"] == "note text is int, not text"
+    assert frame.loc["in.jsonl:4", "error"] == "missing note id"
+    assert frame.loc["in.jsonl:5", "error"] == "bad JSON at line 5"
+    assert pd.isna(frame.loc["empty", "error"])
+    folder = tmp_path / "txt"
+    folder.mkdir()
+    (folder / "binary.txt").write_bytes(b"\xff\xfe\x00\x01")
+    run(iter_notes(folder), tmp_path / "out-txt")
+    assert results(tmp_path / "out-txt").loc[0, "error"] == "note text is not UTF-8"
+
+
+def test_missing_column_is_a_clear_error(tmp_path):
+    pd.DataFrame({"doc": ["a"], "body": ["x"]}).to_csv(tmp_path / "in.csv", index=False)
+    with pytest.raises(SourceError, match=r"no id column .*columns are \['doc', 'body'\]"):
+        list(iter_notes(tmp_path / "in.csv"))
+    rows = list(iter_notes(tmp_path / "in.csv", id_col="doc", text_col="body"))
+    assert rows == [("a", "x", None)]
+
+
+def test_timeout_becomes_an_error_row(tmp_path):
+    rows = [("slow", NOTES[0]["text"] * 20, None)]
+    run(rows, tmp_path / "out", timeout=1e-6)
+    assert results(tmp_path / "out").loc[0, "error"].startswith("timeout after")
+
+
+def test_note_nlp_out_and_into_sqlite(tmp_path):
+    db = tmp_path / "omop.db"
+    with sqlite3.connect(db) as conn:
+        pd.DataFrame(
+            {
+                "note_id": ["n1", "n2"],
+                "note_text": [
+                    "Assessment: discitis at T12-L1. No evidence of spinal stenosis.",
+                    "Neck pain.",
+                ],
+            }
+        ).to_sql("note", conn, index=False)
+    run(iter_notes(db=str(db)), tmp_path / "out")
+    rows = pd.read_parquet(tmp_path / "out" / "note_nlp")
+    assert {
+        "note_id",
+        "snippet",
+        "offset",
+        "lexical_variant",
+        "note_nlp_source_concept_id",
+        "icd10cm_code",
+        "nlp_system",
+        "nlp_date",
+        "term_exists",
+        "term_temporal",
+        "term_modifiers",
+    } <= set(rows.columns)
+    coded = rows[rows["icd10cm_code"] == "M46.45"].iloc[0]
+    assert coded["lexical_variant"] == "discitis" and coded["term_exists"] == "Y"
+    negated = rows[rows["snippet"] == "spinal stenosis"].iloc[0]
+    assert negated["term_exists"] == "N" and "negated" in negated["term_modifiers"]
+    for _ in range(2):  # written twice: replaced, not duplicated
+        written = batch.write_note_nlp_sql(tmp_path / "out", str(db))
+    with sqlite3.connect(db) as conn:
+        count = conn.execute("SELECT COUNT(*) FROM note_nlp").fetchone()[0]
+    assert count == written == len(rows)
+
+
+def test_one_and_two_workers_agree(tmp_path):
+    rows = [(n["id"], n["text"], None) for n in NOTES]
+    run(rows, tmp_path / "one", workers=1)
+    run(rows, tmp_path / "two", workers=2)
+    pd.testing.assert_frame_equal(results(tmp_path / "one"), results(tmp_path / "two"))
+
+
+def test_killed_run_resumes_without_loss_or_duplicates(tmp_path):
+    source = tmp_path / "in.jsonl"
+    notes = NOTES * 3
+    source.write_text(
+        "".join(
+            json.dumps({"id": f"{n['id']}-{i}", "text": n["text"]}) + "\n"
+            for i, n in enumerate(notes)
+        )
+    )
+    out = tmp_path / "out"
+    cmd = [
+        sys.executable,
+        "-m",
+        "notecoder.cli",
+        "batch",
+        str(source),
+        "--output",
+        str(out),
+        "--workers",
+        "1",
+        "--chunk-size",
+        "5",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and len(list((out / "results").glob("part-*"))) < 3:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    parts = sorted((out / "results").glob("part-*"))
+    assert 3 <= len(parts) < len(notes) / 5, "the run was not killed mid-way"
+    first = parts[0].stat().st_mtime_ns
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    ids = list(pd.read_parquet(out / "results")["note_id"])
+    assert sorted(ids) == sorted(f"{n['id']}-{i}" for i, n in enumerate(notes))
+    assert len(ids) == len(set(ids))
+    assert parts[0].stat().st_mtime_ns == first  # completed chunks are not redone
+    assert not list(out.rglob("*.tmp"))  # the killed run's half-written part is gone
