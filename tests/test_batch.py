@@ -196,3 +196,19 @@ def test_killed_run_resumes_without_loss_or_duplicates(tmp_path):
     assert len(ids) == len(set(ids))
     assert parts[0].stat().st_mtime_ns == first  # completed chunks are not redone
     assert not list(out.rglob("*.tmp"))  # the killed run's half-written part is gone
+
+
+def test_jsonl_output_keeps_formats_md_results(tmp_path):
+    rows = [(n["id"], n["text"], None) for n in NOTES[:12]]
+    options = BatchOptions(
+        output=tmp_path / "out", workers=1, chunk_size=5, progress=False, output_format="jsonl"
+    )
+    summary = run_batch(rows, options)
+    lines = [
+        json.loads(line)
+        for p in sorted((tmp_path / "out" / "results").glob("part-*.jsonl"))
+        for line in p.read_text().splitlines()
+    ]
+    assert [r["note_id"] for r in lines] == [n["id"] for n in NOTES[:12]]
+    assert set(lines[0]) >= {"note_id", "codes", "flags", "entities", "error"}
+    assert summary["notes"] == 12
