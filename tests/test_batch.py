@@ -212,3 +212,51 @@ def test_jsonl_output_keeps_formats_md_results(tmp_path):
     assert [r["note_id"] for r in lines] == [n["id"] for n in NOTES[:12]]
     assert set(lines[0]) >= {"note_id", "codes", "flags", "entities", "error"}
     assert summary["notes"] == 12
+
+
+def test_dates_and_html_report(tmp_path, nlp, monkeypatch):
+    from notecoder import api
+    from notecoder.cli import main
+
+    monkeypatch.setattr(api, "_nlp", nlp)
+    texts = [
+        "Assessment: thoracolumbar back pain.",
+        "Assessment: discitis at T12-L1.",
+        "Assessment: low back pain.",
+        "Rash.",
+    ]
+    frame = pd.DataFrame(
+        {
+            "note_id": list("abcd"),
+            "note_text": texts,
+            "note_date": ["2026-11-01", "2026-11-01", "2026-11-02", "2026-11-02"],
+        }
+    )
+    frame.to_csv(tmp_path / "notes.csv", index=False)
+    report = tmp_path / "report.html"
+    assert (
+        main(
+            [
+                "batch",
+                str(tmp_path / "notes.csv"),
+                "--output",
+                str(tmp_path / "out"),
+                "--workers",
+                "1",
+                "--report",
+                str(report),
+            ]
+        )
+        == 0
+    )
+    dates = results(tmp_path / "out").set_index("note_id")["note_date"]
+    assert dates.to_dict() == {
+        "a": "2026-11-01",
+        "b": "2026-11-01",
+        "c": "2026-11-02",
+        "d": "2026-11-02",
+    }
+    page = report.read_text()
+    assert page.count("<svg") >= 4
+    for text in ("M46.45", "PAIN_ONLY", "50.0%", "per day", "assessment_and_plan"):
+        assert text in page, text

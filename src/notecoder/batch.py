@@ -46,6 +46,7 @@ def _schemas() -> dict[str, Any]:
         "results": pa.schema(
             [
                 ("note_id", s),
+                ("note_date", s),
                 ("codes", pa.list_(s)),
                 ("flags", pa.list_(s)),
                 ("error", s),
@@ -67,7 +68,14 @@ def _schemas() -> dict[str, Any]:
             ]
         ),
         "flags": pa.schema(
-            [("note_id", s), ("flag", s), ("code", s), ("message", s), ("confidence", f)]
+            [
+                ("note_id", s),
+                ("flag", s),
+                ("code", s),
+                ("message", s),
+                ("confidence", f),
+                ("section", s),
+            ]
         ),
         "entities": pa.schema(
             [
@@ -154,7 +162,7 @@ def code_chunk(rows: list[Row], setting: str, timeout: float) -> dict[str, list[
     if use_alarm:
         previous = signal.signal(signal.SIGALRM, _alarm)
     try:
-        for note_id, text, error in rows:
+        for note_id, text, error, *date in rows:
             if error is not None:
                 result = empty_result(note_id, error)
             else:
@@ -167,18 +175,21 @@ def code_chunk(rows: list[Row], setting: str, timeout: float) -> dict[str, list[
                 finally:
                     if use_alarm:
                         signal.setitimer(signal.ITIMER_REAL, 0)
-            _add_rows(tables, result, setting)
+            _add_rows(tables, result, setting, date[0] if date else None)
     finally:
         if use_alarm:
             signal.signal(signal.SIGALRM, previous)
     return tables
 
 
-def _add_rows(tables: dict[str, list[dict]], result: dict[str, Any], setting: str) -> None:
+def _add_rows(
+    tables: dict[str, list[dict]], result: dict[str, Any], setting: str, note_date: str | None
+) -> None:
     note_id = result["note_id"]
     tables["results"].append(
         {
             "note_id": note_id,
+            "note_date": note_date,
             "codes": [c["code"] for c in result["codes"]],
             "flags": [f["flag"] for f in result["flags"]],
             "error": result["error"],
@@ -209,6 +220,7 @@ def _add_rows(tables: dict[str, list[dict]], result: dict[str, Any], setting: st
                 "code": f.get("code"),
                 "message": f["message"],
                 "confidence": f.get("confidence"),
+                "section": f["evidence"][0].get("section") if f["evidence"] else None,
             }
         )
     for e in result["entities"]:
@@ -431,3 +443,70 @@ def write_note_nlp_sql(output: Path, db: str, table: str = "note_nlp") -> int:
                 )
         rows.to_sql(table, conn, if_exists="append", index=False)
     return len(rows)
+
+
+def _bars(title: str, values: pd.Series, fmt: str = "{:.0f}") -> str:
+    """A horizontal bar chart as inline SVG (the page fetches nothing)."""
+    import html
+
+    if values.empty:
+        return f"<h2>{html.escape(title)}</h2><p>none</p>"
+    top = float(values.max()) or 1.0
+    rows = []
+    for i, (name, value) in enumerate(values.items()):
+        width = 300 * float(value) / top
+        rows.append(
+            f'<text x="0" y="{i * 22 + 15}">{html.escape(str(name))}</text>'
+            f'<rect x="260" y="{i * 22 + 3}" width="{width:.1f}" height="16" fill="#3465a4"/>'
+            f'<text x="{265 + width:.1f}" y="{i * 22 + 15}">{fmt.format(value)}</text>'
+        )
+    height = 22 * len(values) + 6
+    return (
+        f'<h2>{html.escape(title)}</h2><svg class="chart" width="700" height="{height}" '
+        f'font-size="13" font-family="sans-serif">{"".join(rows)}</svg>'
+    )
+
+
+def write_report(output: Path, path: str | Path) -> None:
+    """An offline HTML page: code distribution and gap-flag rates per section and per day."""
+    results = pd.read_parquet(output / "results", columns=["note_id", "note_date", "error"])
+    codes = pd.read_parquet(output / "codes", columns=["note_id", "code"])
+    flags = pd.read_parquet(output / "flags", columns=["note_id", "flag", "section"])
+    notes = len(results)
+    summary = json.loads((output / "summary.json").read_text(encoding="utf-8"))
+    parts = [
+        "<h1>notecoder batch report</h1>",
+        f"<p>{notes} notes, {summary['errors']} errors, {summary['codes']} codes, "
+        f"{summary['flags']} flags.</p>",
+        _bars(
+            "Most frequent codes (notes)", codes.drop_duplicates()["code"].value_counts().head(25)
+        ),
+        _bars(
+            "Gap-flag rate (% of notes)",
+            flags.drop_duplicates(["note_id", "flag"])["flag"].value_counts() / notes * 100,
+            "{:.1f}%",
+        ),
+    ]
+    by_section = flags.assign(section=flags["section"].fillna("(no section)"))
+    for section, group in by_section.groupby("section"):
+        rate = group.drop_duplicates(["note_id", "flag"])["flag"].value_counts() / notes * 100
+        parts.append(_bars(f"Gap-flag rate, evidence in {section} (% of notes)", rate, "{:.1f}%"))
+    dated = results.dropna(subset=["note_date"])
+    if not dated.empty:
+        per_day = dated.groupby("note_date")["note_id"].count()
+        flagged = flags.merge(dated[["note_id", "note_date"]], on="note_id")
+        day_rate = (
+            flagged.drop_duplicates(["note_id"]).groupby("note_date")["note_id"].count()
+            / per_day
+            * 100
+        ).fillna(0)
+        parts.append(
+            _bars("Notes with any gap flag, per day (%)", day_rate.sort_index(), "{:.1f}%")
+        )
+    page = (
+        '<!DOCTYPE html><html><head><meta charset="utf-8"><title>notecoder batch report'
+        "</title><style>body{font-family:sans-serif;margin:2em}</style></head><body>"
+        + "\n".join(parts)
+        + "</body></html>"
+    )
+    Path(path).write_text(page, encoding="utf-8")

@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     p_batch.add_argument("--timeout", type=float, default=60.0, help="seconds per note")
     p_batch.add_argument("--format", choices=("parquet", "jsonl"), default="parquet")
     p_batch.add_argument("--note-nlp-db", help="also write NOTE_NLP rows into this database")
+    p_batch.add_argument("--date-col", help="note date column (default: note_date or date)")
+    p_batch.add_argument("--report", help="write an HTML report with charts")
     p_build = sub.add_parser("build", help="assemble the pipeline into a folder")
     p_build.add_argument("output", nargs="?", default=str(DEFAULT_MODEL))
     args = parser.parse_args(argv)
@@ -100,12 +102,17 @@ def batch_command(args: argparse.Namespace) -> int:
             db=args.db,
             table=args.table,
             query=args.query,
+            date_col=args.date_col,
         )
         summary = run_batch(rows, options)
         if args.note_nlp_db:
             from notecoder.batch import write_note_nlp_sql
 
             write_note_nlp_sql(options.output, args.note_nlp_db)
+        if args.report:
+            from notecoder.batch import write_report
+
+            write_report(options.output, args.report)
     except SourceError as err:
         print(f"notecoder: {err}", file=sys.stderr)
         return 2

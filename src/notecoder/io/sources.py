@@ -15,10 +15,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-Row = tuple[str, str | None, str | None]
+Row = tuple[str, str | None, str | None] | tuple[str, str | None, str | None, str | None]
 
 ID_COLUMNS = ("note_id", "id")
 TEXT_COLUMNS = ("note_text", "text")
+DATE_COLUMNS = ("note_date", "date")
+
+
+def date_column(columns: list[str], date_col: str | None) -> str | None:
+    """The date column: as given, else OMOP NOTE's note_date or a date column, else none."""
+    if date_col is not None:
+        if date_col not in columns:
+            raise SourceError(f"no date column {date_col!r}; columns are {columns}")
+        return date_col
+    return next((c for c in DATE_COLUMNS if c in columns), None)
 
 
 class SourceError(ValueError):
@@ -41,6 +51,13 @@ def pick_columns(columns: list[str], id_col: str | None, text_col: str | None) -
         )
 
     return choose(id_col, ID_COLUMNS, "id"), choose(text_col, TEXT_COLUMNS, "text")
+
+
+def _dated(row: Row, value: Any) -> Row:
+    """The row with its date (ISO text) when the source has one."""
+    if value is None or (isinstance(value, float) and value != value):
+        return row
+    return (*row[:3], str(value)[:10])
 
 
 def _row(note_id: Any, text: Any, where: str) -> Row:
@@ -81,21 +98,22 @@ def read_jsonl(path: Path, id_col: str | None, text_col: str | None) -> Iterator
             yield _row(obj.get(columns[0]), obj.get(columns[1]), where)
 
 
-def read_csv(path: Path, id_col: str | None, text_col: str | None, chunk: int) -> Iterator[Row]:
+def read_csv(
+    path: Path, id_col: str | None, text_col: str | None, chunk: int, date_col: str | None = None
+) -> Iterator[Row]:
     import pandas as pd
 
     header = list(pd.read_csv(path, nrows=0).columns)
     ids, texts = pick_columns(header, id_col, text_col)
-    for frame in pd.read_csv(
-        path,
-        usecols=[ids, texts],
-        chunksize=chunk,
-        dtype=object,
-        keep_default_na=False,
-        na_values=[""],
-    ):
+    dates = date_column(header, date_col)
+    columns = [ids, texts] + ([dates] if dates else [])
+    frames = pd.read_csv(
+        path, usecols=columns, chunksize=chunk, dtype=object, keep_default_na=False, na_values=[""]
+    )
+    for frame in frames:
         for i, (note_id, text) in enumerate(zip(frame[ids], frame[texts], strict=True)):
-            yield _row(note_id, text, f"{path.name}:row {frame.index[i] + 2}")
+            row = _row(note_id, text, f"{path.name}:row {frame.index[i] + 2}")
+            yield _dated(row, frame[dates].iloc[i]) if dates else row
 
 
 def read_parquet(path: Path, id_col: str | None, text_col: str | None, chunk: int) -> Iterator[Row]:
@@ -124,6 +142,7 @@ def read_sql(
     id_col: str | None,
     text_col: str | None,
     chunk: int,
+    date_col: str | None = None,
 ) -> Iterator[Row]:
     """Rows of a table or query through SQLAlchemy; a plain file path is SQLite."""
     import sqlalchemy as sa
@@ -139,12 +158,14 @@ def read_sql(
     with engine.connect() as conn:
         result = conn.execution_options(stream_results=True).execute(sa.text(query))
         ids, texts = pick_columns(list(result.keys()), id_col, text_col)
+        dates = date_column(list(result.keys()), date_col)
         row = 0
         while batch := result.fetchmany(chunk):
             for record in batch:
                 row += 1
                 mapping = record._mapping
-                yield _row(mapping[ids], mapping[texts], f"row {row}")
+                found = _row(mapping[ids], mapping[texts], f"row {row}")
+                yield _dated(found, mapping[dates]) if dates else found
 
 
 def iter_notes(
@@ -156,10 +177,11 @@ def iter_notes(
     table: str | None = None,
     query: str | None = None,
     chunk: int = 1000,
+    date_col: str | None = None,
 ) -> Iterator[Row]:
     """Rows of any supported source, by its kind (a folder, .jsonl, .csv, .parquet, --db)."""
     if db is not None:
-        return read_sql(db, table, query, id_col, text_col, chunk)
+        return read_sql(db, table, query, id_col, text_col, chunk, date_col)
     if source is None:
         raise SourceError("give an input file or folder, or --db")
     path = Path(source)
@@ -171,11 +193,11 @@ def iter_notes(
     if suffix in (".jsonl", ".json", ".ndjson"):
         return read_jsonl(path, id_col, text_col)
     if suffix in (".csv", ".tsv"):
-        return read_csv(path, id_col, text_col, chunk)
+        return read_csv(path, id_col, text_col, chunk, date_col)
     if suffix == ".parquet":
         return read_parquet(path, id_col, text_col, chunk)
     if suffix in (".db", ".sqlite", ".sqlite3"):
-        return read_sql(str(path), table, query, id_col, text_col, chunk)
+        return read_sql(str(path), table, query, id_col, text_col, chunk, date_col)
     raise SourceError(
         f"unknown input kind {suffix!r}: use .jsonl, .csv, .parquet, a folder "
         "of .txt files, or --db"
