@@ -14,9 +14,11 @@ coder depends on:
   assessment ends where the note's next heading begins.
 """
 
+from bisect import bisect_right
 from typing import Any
 
 from medspacy.section_detection import Sectionizer, SectionRule
+from medspacy.section_detection.section import Section
 from spacy.language import Language
 from spacy.tokens import Doc, Span, Token
 
@@ -34,7 +36,9 @@ _BEFORE_HEADING = {",", ".", ";", "!", "?"}
 def section_of(item: Span | Token) -> str | None:
     """The category of the section a span or token lies in (None before any heading)."""
     token = item[0] if isinstance(item, Span) else item
-    return token._.section_category
+    sections = token.doc._.sections or []
+    k = bisect_right([s.section_span[0] for s in sections], token.i) - 1
+    return sections[k].category if k >= 0 else None
 
 
 @Language.factory("notecoder_sectionizer", default_config={"span_group_name": SPANS_KEY})
@@ -82,9 +86,22 @@ class NotecoderSectionizer(RuleFileComponent, Sectionizer):
         }
 
     def __call__(self, doc: Doc) -> Doc:
+        """Sections as medspaCy's ``doc._.sections``, without its per-token writes.
+
+        medspaCy also sets ``token._.section`` on every token, one Python call per
+        token and the slowest step of the pipeline; ``section_of`` finds a
+        token's section in ``doc._.sections`` instead.
+        """
         if not self._data:
             raise ValueError("notecoder_sectionizer has no rules: call nlp.initialize()")
-        return super().__call__(doc)
+        matches = self.filter_start_lines(doc, self._Sectionizer__matcher(doc))
+        starts = [start for _, start, _ in matches] + [len(doc)]
+        sections = [] if starts[0] == 0 else [Section(None, 0, 0, 0, starts[0])]
+        for k, (match_id, start, end) in enumerate(matches):
+            rule = self._rule_for(match_id)
+            sections.append(Section(rule.category, start, end, end, starts[k + 1], None, rule))
+        doc._.sections = sections
+        return doc
 
     def filter_start_lines(
         self, doc: Doc, matches: list[tuple[int, int, int]]
