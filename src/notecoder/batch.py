@@ -37,7 +37,7 @@ from notecoder.io.sources import Row
 TABLES = ("codes", "flags", "entities", "note_nlp", "results")  # results last: marks a chunk done
 
 
-def _schemas() -> dict[str, Any]:
+def table_schemas() -> dict[str, Any]:
     """Fixed Parquet schemas, so that every part of a table reads as one dataset."""
     import pyarrow as pa
 
@@ -318,7 +318,7 @@ def _write_chunk(output: Path, index: int, tables: dict[str, list[dict]], fmt: s
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            pq.write_table(pa.Table.from_pylist(rows, schema=_schemas()[table]), tmp)
+            pq.write_table(pa.Table.from_pylist(rows, schema=table_schemas()[table]), tmp)
         os.replace(tmp, path)
 
 
