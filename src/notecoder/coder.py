@@ -26,7 +26,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 from notecoder import codes as icd
-from notecoder.extensions import SPANS_KEY
+from notecoder.extensions import SPANS_KEY, doc_text
 from notecoder.flags import compute_flags
 from notecoder.regions import REGIONS
 from notecoder.rulefile import RuleFileComponent
@@ -229,7 +229,7 @@ class Coder(RuleFileComponent):
         vertebral = any(w in text for w in ("vertebra", "compression", "burst", "wedge", "chance"))
         if region is None or not (vertebral or _vertebrae(spans)):
             return []
-        if not _trauma_documented(doc.text, self.rules["trauma_cues"]):
+        if not _trauma_documented(doc_text(doc), self.rules["trauma_cues"]):
             if "compression" not in text and "wedge" not in text:
                 return []
             collapsed = self.rules["concepts"]["collapsed_vertebra"]

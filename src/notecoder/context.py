@@ -15,6 +15,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 
 from notecoder.extensions import SPANS_KEY
+from notecoder.matching import LeanMatcher
 from notecoder.rulefile import RuleFileComponent
 from notecoder.sections import section_of
 
@@ -66,6 +67,12 @@ class NotecoderContext(RuleFileComponent, ConText):
             # A trigger inside a mention is part of it ("without lesion" as a finding).
             prune_on_target_overlap=True,
             span_group_name=self.span_group_name,
+        )
+        self._ConText__matcher = LeanMatcher(
+            self.nlp,
+            name=self.name,
+            phrase_matcher_attr="LOWER",
+            prune=self.prune_on_modifier_overlap,
         )
         self.add([ConTextRule.from_dict(d) for d in data["context_rules"]])
 

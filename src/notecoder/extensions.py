@@ -38,6 +38,21 @@ _DOC_ATTRS: dict[str, object] = {
 }
 
 
+_TEXT_KEY = "notecoder.text"
+
+
+def doc_text(doc: Doc) -> str:
+    """``doc.text``, computed once per Doc.
+
+    ``Doc.text`` joins a new Python Token per token on every call; the level
+    finder, the sectionizer's heading rules and the coder all read the text.
+    """
+    text = doc.user_data.get(_TEXT_KEY)
+    if text is None:
+        text = doc.user_data[_TEXT_KEY] = doc.text
+    return text
+
+
 def register() -> None:
     """Register every notecoder extension (idempotent)."""
     for name, default in _SPAN_ATTRS.items():

@@ -24,7 +24,7 @@ import srsly
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
-from notecoder.extensions import REGION_WORDS_KEY, SPANS_KEY
+from notecoder.extensions import REGION_WORDS_KEY, SPANS_KEY, doc_text
 from notecoder.rulefile import RULES_DIR, RuleFileComponent
 
 _DATA_FILE = "levels.json"
@@ -246,7 +246,8 @@ class LevelDetector(RuleFileComponent):
     def __call__(self, doc: Doc) -> Doc:
         if self.patterns is None:
             raise ValueError("notecoder_levels has no patterns: call nlp.initialize()")
-        found = self.find(doc.text)
+        text = doc_text(doc)
+        found = self.find(text)
         levels: list[Span] = []
         taken: set[tuple[int, int]] = set()
         for start, end, level in found:
@@ -259,7 +260,7 @@ class LevelDetector(RuleFileComponent):
             span._.regions = list(level.regions)
             levels.append(span)
         self._junctional_vertebrae(doc, levels)
-        words = self._region_words(doc, levels)
+        words = self._region_words(doc, text, levels)
         group = list(doc.spans.get(self.spans_key, []))
         doc.spans[self.spans_key] = [*group, *levels]
         doc.spans[REGION_WORDS_KEY] = words
@@ -346,10 +347,9 @@ class LevelDetector(RuleFileComponent):
                     span._.region = junction._.region
                     span._.regions = [junction._.region]
 
-    def _region_words(self, doc: Doc, levels: list[Span]) -> list[Span]:
+    def _region_words(self, doc: Doc, text: str, levels: list[Span]) -> list[Span]:
         p = self.patterns
         assert p is not None
-        text = doc.text
         lowered = text.lower()
         inside = [(s.start_char, s.end_char) for s in levels]
         words: list[Span] = []

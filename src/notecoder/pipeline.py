@@ -11,13 +11,13 @@ from __future__ import annotations
 from importlib.metadata import version
 from pathlib import Path
 
-import scispacy.abbreviation  # noqa: F401  (registers "abbreviation_detector")
 import spacy
 from spacy.language import Language
 from spacy.util import load_config, load_model_from_config
 
 # Importing the component modules registers their factories.
 from notecoder import (  # noqa: F401
+    abbreviations,
     coder,
     context,
     entities,

@@ -23,6 +23,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span, Token
 
 from notecoder.extensions import SPANS_KEY
+from notecoder.matching import LeanMatcher
 from notecoder.rulefile import RuleFileComponent
 
 #: Sections whose content is the diagnostic statement (coding-rules.md section 3).
@@ -68,6 +69,7 @@ class NotecoderSectionizer(RuleFileComponent, Sectionizer):
             span_group_name=span_group_name,
             span_attrs=None,
         )
+        self._Sectionizer__matcher = LeanMatcher(nlp, name=name, phrase_matcher_attr="LOWER")
 
     def rules_data(self) -> dict[str, Any]:
         return self._data

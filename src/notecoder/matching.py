@@ -1,0 +1,52 @@
+"""medspaCy's rule matcher without the passes that find nothing.
+
+``MedspacyMatcher`` runs spaCy's token ``Matcher`` on every Doc, and that
+matcher builds a Python ``Token`` for every token of the note even when it
+holds no pattern; its ``RegexMatcher`` joins the Doc's text again for every
+pattern. In this pipeline those two passes cost more than the tokenizer.
+``LeanMatcher`` finds the same matches: it skips an empty token matcher and runs
+the regular expressions of string patterns (case-insensitive, as medspaCy's)
+over the text once (``doc_text``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from medspacy.common.base_rule import BaseRule
+from medspacy.common.medspacy_matcher import MedspacyMatcher
+from medspacy.common.util import prune_overlapping_matches
+from spacy.tokens import Doc
+
+from notecoder.extensions import doc_text
+
+
+class LeanMatcher(MedspacyMatcher):
+    """A ``MedspacyMatcher`` that runs only the matchers that hold rules."""
+
+    def add(self, rules: Iterable[BaseRule]) -> None:
+        rules = list(rules)
+        super().add(rules)
+        if not hasattr(self, "_regexes"):
+            self._regexes: list[tuple[int, re.Pattern[str]]] = []
+        for rule in rules:
+            if isinstance(rule.pattern, str):
+                key = self.nlp.vocab.strings.add(rule._rule_id)
+                self._regexes.append((key, re.compile(rule.pattern, re.IGNORECASE)))
+
+    def __call__(self, doc: Doc) -> list[tuple[int, int, int]]:
+        token_matcher = self._MedspacyMatcher__matcher
+        matches = token_matcher(doc) if len(token_matcher) else []
+        matches += self._MedspacyMatcher__phrase_matcher(doc)
+        regexes = getattr(self, "_regexes", ())
+        if regexes:
+            text = doc_text(doc)
+            for key, regex in regexes:
+                for found in regex.finditer(text):
+                    span = doc.char_span(*found.span(), alignment_mode="expand")
+                    if span is not None and len(span):
+                        matches.append((key, span.start, span.end))
+        if self._prune:
+            matches = prune_overlapping_matches(matches)
+        return matches
