@@ -55,6 +55,9 @@ def section_at(nlp, text, phrase):
         ),
         ("CLINICAL HISTORY: Back pain.\nFINDINGS: Disc bulge.", "Back pain", "clinical_history"),
         ("MRI LUMBAR SPINE: Endplate changes at L1-2.", "Endplate", "imaging"),
+        # Both the imaging rule and the unlisted-heading rule match: the first listed wins.
+        ("EXAM: CT.,CT ABDOMEN: , Mild facet changes at L4-5.", "Mild facet", "imaging"),
+        ("RETURN TO WORK: Off work for L5 pain.", "Off work", "other"),
         ("POSTOPERATIVE DIAGNOSIS: Lumbar stenosis.", "Lumbar", "diagnoses"),
         ("HISTORY:,  Back pain.,IMPRESSION:,  Stenosis at L4-5.", "Stenosis", "impression"),
         ("He is here for follow up. The assessment: pain is better.", "pain is", None),
