@@ -1,18 +1,24 @@
-"""Batch throughput on the real MTSamples transcriptions, with peak memory.
+"""Batch throughput on the real MTSamples transcriptions, with memory per process.
 
-Prints one table: notes/s, words/s and peak memory (RSS) for spaCy's bare
-tokenizer (the floor), medspaCy's default ``medspacy.load()`` pipeline,
-notecoder with 1 worker and with every core (``notecoder batch``'s own runner).
-Targets (issue 4): one worker >= 25% of the tokenizer's rate, >= 1.8x on 2
-cores, < 500 MB per worker. Run: python benchmarks/throughput.py [--repeat N]
+Prints one table: notes/s, words/s and memory for spaCy's bare tokenizer (the
+floor), medspaCy's default ``medspacy.load()`` pipeline, and ``notecoder
+batch`` (its own runner, in a fresh process, start-up and output included) with
+1 worker and with every core. Targets (issue 4): one worker >= 25% of the
+tokenizer's rate, >= 1.8x on 2 cores, < 500 MB per worker and flat over
+100,000 notes. The batch rows sample the resident memory of every process of
+the run once a second: "peak MB" is the largest process, "MB 10%->end" the
+largest worker's memory after 10% of the run and at its end.
+
+    python benchmarks/throughput.py                 # MTSamples x10 (23,570 notes)
+    python benchmarks/throughput.py --repeat 43 --runs all   # 100,000 notes, memory
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -20,11 +26,14 @@ import time
 from pathlib import Path
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "mtsamples_all.jsonl"
+RUNS = ("tokenizer", "medspacy", "one", "all")
 
 _CHILD = r"""
 import json, resource, sys, time
-kind, path, repeat = sys.argv[1], sys.argv[2], int(sys.argv[3])
+kind, path, repeat, limit = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 texts = [json.loads(l)["text"] for l in open(path)] * repeat
+if limit:
+    texts = texts[:: max(1, len(texts) // limit)][:limit]  # spread over the corpus
 if kind == "tokenizer":
     import spacy
     run = spacy.blank("en").tokenizer
@@ -39,13 +48,15 @@ for t in texts:
     run(t)
 elapsed = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"seconds": elapsed, "rss_mb": peak}))
+print(json.dumps({"seconds": elapsed, "notes": len(texts),
+                  "words": sum(len(t.split()) for t in texts), "peak_mb": peak}))
 """
 
 
-def child(kind: str, corpus: Path, repeat: int) -> dict:
+def child(kind: str, corpus: Path, repeat: int, limit: int = 0) -> dict:
+    """Time a bare pipeline in a fresh process (the loop only: no start-up)."""
     out = subprocess.run(
-        [sys.executable, "-c", _CHILD, kind, str(corpus), str(repeat)],
+        [sys.executable, "-c", _CHILD, kind, str(corpus), str(repeat), str(limit)],
         capture_output=True,
         text=True,
         check=True,
@@ -53,58 +64,121 @@ def child(kind: str, corpus: Path, repeat: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def batch(workers: int, corpus: Path, repeat: int) -> dict:
-    """Time ``notecoder batch`` end to end in a fresh process (pipeline load included)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        source = Path(tmp) / "in.jsonl"
-        lines = corpus.read_text(encoding="utf-8").splitlines()
-        source.write_text("\n".join(lines * repeat) + "\n", encoding="utf-8")
-        start = time.perf_counter()
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "notecoder.cli",
-                "batch",
-                str(source),
-                "--output",
-                str(Path(tmp) / "out"),
-                "--workers",
-                str(workers),
-            ],
-            check=True,
-            capture_output=True,
-        )
-        elapsed = time.perf_counter() - start
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return {"seconds": elapsed, "rss_mb": usage.ru_maxrss / 1024}
+def _tree(pid: int) -> list[int]:
+    """The process and all its descendants (Linux /proc)."""
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        for task in Path(f"/proc/{p}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+    return found
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def batch(workers: int, source: Path, tmp: Path) -> dict:
+    """Time ``notecoder batch`` end to end and sample every process's memory."""
+    out = tmp / f"out-{workers}"
+    cmd = [sys.executable, "-m", "notecoder.cli", "batch", str(source), "--output", str(out)]
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        [*cmd, "--workers", str(workers)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    samples: list[tuple[float, dict[int, float]]] = []  # (seconds, {pid: MB})
+    while proc.poll() is None:
+        samples.append((time.perf_counter() - start, {p: _rss_mb(p) for p in _tree(proc.pid)}))
+        time.sleep(1.0)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"batch failed: {proc.stderr.read().decode()[-2000:]}")
+    summary = json.loads((out / "summary.json").read_text())
+    workers_rss = [
+        {p: mb for p, mb in s.items() if p != proc.pid or workers == 1} for _, s in samples
+    ]
+    peak = max((mb for s in workers_rss for mb in s.values()), default=0.0)
+    early = next(
+        (
+            max(s.values(), default=0)
+            for (t, _), s in zip(samples, workers_rss, strict=True)
+            if t >= 0.1 * elapsed
+        ),
+        0.0,
+    )
+    late = max(workers_rss[-1].values(), default=0.0) if workers_rss else 0.0
+    return {
+        "seconds": elapsed,
+        "notes": summary["notes"],
+        "errors": summary["errors"],
+        "peak_mb": peak,
+        "trend": f"{early:.0f}->{late:.0f}",
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--corpus", type=Path, default=CORPUS)
-    parser.add_argument("--repeat", type=int, default=1, help="run the corpus N times over")
-    parser.add_argument("--skip-medspacy", action="store_true", help="it is very slow")
+    parser.add_argument("--repeat", type=int, default=10, help="run the corpus N times over")
+    parser.add_argument(
+        "--medspacy-notes", type=int, default=300, help="medspacy.load() is slow: time N notes"
+    )
+    parser.add_argument("--runs", default=",".join(RUNS), help=f"any of {','.join(RUNS)}")
     args = parser.parse_args()
-    texts = [json.loads(line)["text"] for line in args.corpus.open()] * args.repeat
-    words = sum(len(t.split()) for t in texts)
-    rows = [("spaCy tokenizer (floor)", child("tokenizer", args.corpus, args.repeat))]
-    if not args.skip_medspacy:
-        rows.append(("medspacy.load() default", child("medspacy", args.corpus, args.repeat)))
-    rows.append(("notecoder batch, 1 worker", batch(1, args.corpus, args.repeat)))
+    runs = args.runs.split(",")
+    lines = args.corpus.read_text(encoding="utf-8").splitlines() * args.repeat
+    words = sum(len(json.loads(line)["text"].split()) for line in lines)
     cores = os.cpu_count() or 1
-    rows.append((f"notecoder batch, {cores} workers", batch(cores, args.corpus, args.repeat)))
-    floor = len(texts) / rows[0][1]["seconds"]
-    print(f"{len(texts)} notes, {words} words (MTSamples x{args.repeat})")
-    print(f"{'pipeline':<30}{'notes/s':>10}{'words/s':>12}{'x tokenizer':>13}{'peak MB':>10}")
-    for name, r in rows:
-        rate = len(texts) / r["seconds"]
-        print(
-            f"{name:<30}{rate:>10.1f}{words / r['seconds']:>12.0f}{rate / floor:>13.3f}"
-            f"{r['rss_mb']:>10.0f}"
+    rows: list[tuple[str, dict]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "in.jsonl"
+        source.write_text(
+            "".join(
+                json.dumps({**json.loads(line), "id": f"{json.loads(line)['id']}-{i}"}) + "\n"
+                for i, line in enumerate(lines)
+            ),
+            encoding="utf-8",
         )
-    one, many = (len(texts) / r["seconds"] for _, r in rows[-2:])
-    print(f"speed-up on {cores} cores: {many / one:.2f}x")
+        if "tokenizer" in runs:
+            rows.append(("spaCy tokenizer (floor)", child("tokenizer", args.corpus, args.repeat)))
+        if "medspacy" in runs:
+            rows.append(
+                (
+                    f"medspacy.load() ({args.medspacy_notes} notes)",
+                    child("medspacy", args.corpus, 1, args.medspacy_notes),
+                )
+            )
+        if "one" in runs:
+            rows.append(("notecoder batch, 1 worker", batch(1, source, Path(tmp))))
+        if "all" in runs:
+            rows.append((f"notecoder batch, {cores} workers", batch(cores, source, Path(tmp))))
+    floor = next((r for name, r in rows if name.startswith("spaCy")), None)
+    print(f"{len(lines):,} notes, {words:,} words (MTSamples x{args.repeat})")
+    print(
+        f"{'pipeline':<34}{'notes/s':>9}{'words/s':>10}{'x tokenizer':>13}"
+        f"{'peak MB':>9}{'MB 10%->end':>13}{'errors':>8}"
+    )
+    for name, r in rows:
+        notes = r.get("notes", len(lines))
+        rate = notes / r["seconds"]
+        word_rate = (r.get("words") or words * notes / len(lines)) / r["seconds"]
+        ratio = f"{rate / (floor['notes'] / floor['seconds']):.3f}" if floor else "-"
+        print(
+            f"{name:<34}{rate:>9.1f}{word_rate:>10.0f}{ratio:>13}{r['peak_mb']:>9.0f}"
+            f"{r.get('trend', '-'):>13}{r.get('errors', '-'):>8}"
+        )
+    batches = {name: r for name, r in rows if name.startswith("notecoder")}
+    if len(batches) == 2:
+        one, many = (r["notes"] / r["seconds"] for r in batches.values())
+        print(f"speed-up on {cores} cores: {many / one:.2f}x")
 
 
 if __name__ == "__main__":

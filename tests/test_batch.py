@@ -157,7 +157,8 @@ def test_one_and_two_workers_agree(tmp_path):
     pd.testing.assert_frame_equal(results(tmp_path / "one"), results(tmp_path / "two"))
 
 
-def test_killed_run_resumes_without_loss_or_duplicates(tmp_path):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_killed_run_resumes_without_loss_or_duplicates(tmp_path, workers):
     source = tmp_path / "in.jsonl"
     notes = NOTES * 3
     source.write_text(
@@ -176,7 +177,7 @@ def test_killed_run_resumes_without_loss_or_duplicates(tmp_path):
         "--output",
         str(out),
         "--workers",
-        "1",
+        workers,
         "--chunk-size",
         "5",
     ]

@@ -1,10 +1,10 @@
 """``notecoder batch``: every note of a dump coded, resumably, on every core.
 
-The input is cut into chunks in input order. A chunk is coded by a worker (each
-worker builds the pipeline once and sends back plain rows, never Docs: spaCy's
-``n_process`` cannot pickle medspaCy's extensions) and written by the main
-process as one file per table, each written to a temporary name and renamed;
-the results file comes last and marks the chunk done. A run started again with
+The input is cut into chunks in input order. A chunk is coded and written by a
+worker (each worker builds the pipeline once and never sends Docs anywhere:
+spaCy's ``n_process`` cannot pickle medspaCy's extensions) as one file per
+table, each written to a temporary name of its own and renamed; the results
+file comes last and marks the chunk done. A run started again with
 the same arguments skips the chunks that are done and redoes the others, so
 after any kill every input note is in the output exactly once. Memory stays
 bounded: the source is streamed and at most two chunks per worker are in flight.
@@ -124,7 +124,7 @@ class BatchOptions:
 
     output: Path
     workers: int = os.cpu_count() or 1
-    chunk_size: int = 500
+    chunk_size: int = 250  # small enough that the last chunks keep every worker busy
     setting: str = "outpatient"
     timeout: float = 60.0
     output_format: str = "parquet"  # or "jsonl"
@@ -135,10 +135,14 @@ class BatchOptions:
 _NLP = None
 
 
+_PARENT: int | None = None
+
+
 def _init_worker() -> None:
-    global _NLP
+    global _NLP, _PARENT
     from notecoder.pipeline import load
 
+    _PARENT = os.getppid()
     _NLP = load()
 
 
@@ -310,7 +314,9 @@ def _write_chunk(output: Path, index: int, tables: dict[str, list[dict]], fmt: s
     for table in TABLES:
         path = _part(output, table, index, fmt)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")  # dot files are not part of the dataset
+        # Dot files are not part of the dataset; the pid keeps two writers of a
+        # chunk (a killed run's last worker and its restart) out of each other's way.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         rows = tables[table]
         if path.suffix == ".jsonl":
             tmp.write_text("".join(r["result"] + "\n" for r in rows), encoding="utf-8")
@@ -327,7 +333,7 @@ def run_batch(rows: Iterable[Row], options: BatchOptions) -> dict[str, Any]:
     output = options.output
     output.mkdir(parents=True, exist_ok=True)
     for stale in output.glob("*/.part-*.tmp"):  # left by a run killed while writing
-        stale.unlink()
+        stale.unlink(missing_ok=True)
     done = (
         {p.name for p in (output / "results").glob("part-*")}
         if (output / "results").exists()
@@ -341,37 +347,33 @@ def run_batch(rows: Iterable[Row], options: BatchOptions) -> dict[str, Any]:
     progress = _progress(options)
     if options.workers <= 1:
         for index, chunk in todo:
-            _write_chunk(
-                output,
-                index,
-                code_chunk(chunk, options.setting, options.timeout),
-                options.output_format,
-            )
-            progress.update(len(chunk))
+            progress.update(code_and_write(index, chunk, options))
     else:
         ctx = get_context("fork" if sys.platform != "win32" else "spawn")
         with ctx.Pool(options.workers, initializer=_init_worker) as pool:
             pending: deque = deque()
             for index, chunk in todo:
-                pending.append(
-                    (
-                        index,
-                        len(chunk),
-                        pool.apply_async(code_chunk, (chunk, options.setting, options.timeout)),
-                    )
-                )
+                pending.append(pool.apply_async(code_and_write, (index, chunk, options)))
                 while len(pending) >= 2 * options.workers:
-                    _finish(pending.popleft(), output, options, progress)
+                    progress.update(pending.popleft().get())
             while pending:
-                _finish(pending.popleft(), output, options, progress)
+                progress.update(pending.popleft().get())
     progress.close()
     return summarize(output, options)
 
 
-def _finish(item: tuple, output: Path, options: BatchOptions, progress: Any) -> None:
-    index, size, async_result = item
-    _write_chunk(output, index, async_result.get(), options.output_format)
-    progress.update(size)
+def code_and_write(index: int, chunk: list[Row], options: BatchOptions) -> int:
+    """Code one chunk and commit its parts; returns the number of notes.
+
+    Workers write their own parts, so the main process only reads the source
+    and hands out chunks: it needs no core of its own, and no table rows cross
+    a process boundary.
+    """
+    tables = code_chunk(chunk, options.setting, options.timeout)
+    if _PARENT is not None and os.getppid() != _PARENT:
+        os._exit(1)  # the run was killed: its restart redoes this chunk
+    _write_chunk(options.output, index, tables, options.output_format)
+    return len(chunk)
 
 
 def _progress(options: BatchOptions) -> Any:

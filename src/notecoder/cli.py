@@ -47,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     p_batch.add_argument("--id-col", help="note id column (default: note_id or id)")
     p_batch.add_argument("--text-col", help="note text column (default: note_text or text)")
     p_batch.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    p_batch.add_argument("--chunk-size", type=int, default=500)
+    p_batch.add_argument(
+        "--chunk-size", type=int, default=250, help="notes per output part (the unit of resume)"
+    )
     p_batch.add_argument("--setting", choices=SETTINGS, default="outpatient")
     p_batch.add_argument("--timeout", type=float, default=60.0, help="seconds per note")
     p_batch.add_argument("--format", choices=("parquet", "jsonl"), default="parquet")
