@@ -27,10 +27,11 @@ import re
 from typing import Any
 
 import numpy
-from spacy.attrs import SENT_START
+from spacy.attrs import IDX, LENGTH, SENT_START
 from spacy.language import Language
 from spacy.tokens import Doc
 
+from notecoder.extensions import doc_text
 from notecoder.rulefile import RuleFileComponent
 
 _TERMINAL = {".", "!", "?", "...", "…"}
@@ -71,8 +72,9 @@ class SentenceSplitter(RuleFileComponent):
         n = len(doc)
         if n == 0:
             return doc
-        texts = [t.text for t in doc]
-        spaces = [t.whitespace_ for t in doc]
+        # Token texts sliced from the text: no Python Token object per token.
+        note = doc_text(doc)
+        texts = [note[i : i + k] for i, k in doc.to_array([IDX, LENGTH]).tolist()]
         starts = [False] * n
         pending = True  # the next real token starts a sentence
         line_start = True  # the next real token is the first of its line
@@ -95,7 +97,7 @@ class SentenceSplitter(RuleFileComponent):
                 pending = False
             elif line_start and self._is_list_marker(texts, i):
                 starts[i] = True
-            line_start = "\n" in spaces[i]
+            line_start = False  # a line break is a token of its own
             by_period = False
             if text in _TERMINAL and not self._is_list_number(texts, i, starts):
                 pending = True
