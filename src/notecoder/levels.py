@@ -70,6 +70,12 @@ class Level:
     regions: tuple[str, ...]
 
 
+def _starts(words: list[str]) -> str:
+    """A lookahead for the first letters of ``words``: Python's ``re`` tries every
+    alternative at every position, and this rejects most positions at once."""
+    return "(?=[" + "".join(sorted({re.escape(w[0].lower()) for w in words})) + "])"
+
+
 def _vertebra(prefix: str, number: str) -> str | None:
     letter = "T" if prefix.upper() in ("T", "TH", "D") else prefix.upper()
     n = int(number)
@@ -150,17 +156,23 @@ class LevelPatterns:
         regions = "|".join(data["ordinal_regions"])
         nouns = "|".join(sorted(data["ordinal_nouns"], key=len, reverse=True))
         self.ordinal = re.compile(
-            rf"\b(?:the\s+)?(?P<ord>{ordinals})\s+(?P<reg>{regions})(?:\s+(?:{nouns}))?\b", re.I
+            _starts(["the", *data["ordinals"]])
+            + rf"\b(?:the\s+)?(?P<ord>{ordinals})\s+(?P<reg>{regions})(?:\s+(?:{nouns}))?\b",
+            re.I,
         )
         self.junction = re.compile(
-            r"\b(?:the\s+)?(?P<j>"
+            _starts(["the", *data["junctions"]])
+            + r"\b(?:the\s+)?(?P<j>"
             + "|".join(re.escape(j) for j in sorted(data["junctions"], key=len, reverse=True))
             + r")\b",
             re.I,
         )
         words = sorted(data["region_words"], key=len, reverse=True)
         self.region_word = re.compile(
-            r"(?<![A-Za-z\-])(?P<w>" + "|".join(re.escape(w) for w in words) + r")(?![A-Za-z])",
+            _starts(words)
+            + r"(?<![A-Za-z\-])(?P<w>"
+            + "|".join(re.escape(w) for w in words)
+            + r")(?![A-Za-z])",
             re.I,
         )
         self.root_after = re.compile(
