@@ -1,4 +1,4 @@
-"""The ``notecoder`` command: ``suggest`` one note, ``build`` the pipeline."""
+"""The ``notecoder`` command: ``suggest``, ``evaluate``, ``batch``, ``serve``, ``build``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 
 from notecoder.api import SETTINGS, suggest
 from notecoder.pipeline import DEFAULT_MODEL, build, load
+from notecoder.serve import add_serve_parser, serve_command
 
 _CONTEXT_CHARS = 40
 
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     p_batch.add_argument("--report", help="write an HTML report with charts")
     p_build = sub.add_parser("build", help="assemble the pipeline into a folder")
     p_build.add_argument("output", nargs="?", default=str(DEFAULT_MODEL))
+    add_serve_parser(sub)
     args = parser.parse_args(argv)
 
     if args.command == "build":
@@ -67,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         return evaluate_command(args)
     if args.command == "batch":
         return batch_command(args)
+    if args.command == "serve":
+        return serve_command(args)
     try:
         raw = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
     except OSError as err:
