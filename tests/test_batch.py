@@ -72,6 +72,24 @@ def test_formats_give_the_same_results(tmp_path):
     assert sorted(outs[0]["note_id"]) == sorted(n["id"] for n in NOTES)
 
 
+def test_every_tabular_format_reads_the_note_date(tmp_path):
+    frame = pd.DataFrame(
+        {"note_id": ["a", "b"], "note_text": ["Back pain.", "Neck pain."], "note_date": None}
+    )
+    frame["note_date"] = pd.to_datetime(["2026-11-02 08:30", None])
+    frame.to_parquet(tmp_path / "in.parquet")
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    (tmp_path / "in.jsonl").write_text(
+        '{"id": "a", "text": "Back pain.", "date": "2026-11-02T08:30:00"}\n'
+        '{"id": "b", "text": "Neck pain."}\n'
+    )
+    with sqlite3.connect(tmp_path / "omop.db") as conn:
+        frame.to_sql("note", conn, index=False)
+    for source in ("in.parquet", "in.csv", "in.jsonl", "omop.db"):
+        rows = list(iter_notes(tmp_path / source))
+        assert rows == [("a", "Back pain.", None, "2026-11-02"), ("b", "Neck pain.", None)], source
+
+
 def test_bad_values_become_error_rows(tmp_path):
     lines = [
         json.dumps({"id": "ok", "text": "Assessment: discitis at T12-L1."}),
@@ -107,9 +125,13 @@ def test_missing_column_is_a_clear_error(tmp_path):
 
 
 def test_timeout_becomes_an_error_row(tmp_path):
-    rows = [("slow", NOTES[0]["text"] * 20, None)]
-    run(rows, tmp_path / "out", timeout=1e-6)
-    assert results(tmp_path / "out").loc[0, "error"].startswith("timeout after")
+    # Long enough that the alarm fires inside the pipeline, where suggest() catches
+    # every Exception: the timeout must still be reported as one, and the next note coded.
+    rows = [("slow", NOTES[0]["text"] * 400, None), (NOTES[0]["id"], NOTES[0]["text"], None)]
+    run(rows, tmp_path / "out", timeout=0.2)
+    errors = results(tmp_path / "out").set_index("note_id")["error"]
+    assert errors["slow"] == "timeout after 0.2 s"
+    assert pd.isna(errors[NOTES[0]["id"]])
 
 
 def test_note_nlp_out_and_into_sqlite(tmp_path):

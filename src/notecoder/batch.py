@@ -146,8 +146,15 @@ def _init_worker() -> None:
     _NLP = load()
 
 
-class _Timeout(Exception):
-    pass
+def set_pipeline(nlp: Any) -> None:
+    """The pipeline ``code_chunk`` uses in this process (None: the default, built on
+    first use). Runners that ship an assembled pipeline (Spark's ``--model``) set it."""
+    global _NLP
+    _NLP = nlp
+
+
+class _Timeout(BaseException):
+    """Not an ``Exception``: ``suggest`` catches those, and a timeout must get through."""
 
 
 def _alarm(signum: int, frame: Any) -> None:

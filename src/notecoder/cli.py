@@ -1,4 +1,4 @@
-"""The ``notecoder`` command: ``suggest``, ``evaluate``, ``batch``, ``serve``, ``build``."""
+"""The ``notecoder`` command: suggest, evaluate, batch, spark, serve, build."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 from notecoder.api import SETTINGS, suggest
 from notecoder.pipeline import DEFAULT_MODEL, build, load
 from notecoder.serve import add_serve_parser, serve_command
+from notecoder.spark import add_spark_parser, spark_command
 
 _CONTEXT_CHARS = 40
 
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     p_build = sub.add_parser("build", help="assemble the pipeline into a folder")
     p_build.add_argument("output", nargs="?", default=str(DEFAULT_MODEL))
     add_serve_parser(sub)
+    add_spark_parser(sub)
     args = parser.parse_args(argv)
 
     if args.command == "build":
@@ -71,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         return batch_command(args)
     if args.command == "serve":
         return serve_command(args)
+    if args.command == "spark":
+        return spark_command(args)
     try:
         raw = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
     except OSError as err:

@@ -60,7 +60,7 @@ def _dated(row: Row, value: Any) -> Row:
     return (*row[:3], str(value)[:10])
 
 
-def _row(note_id: Any, text: Any, where: str) -> Row:
+def check_row(note_id: Any, text: Any, where: str) -> Row:
     """One row, checked: a missing id or a text that is not text becomes an error."""
     if note_id is None or (isinstance(note_id, float) and note_id != note_id):
         return (where, None, "missing note id")
@@ -78,9 +78,12 @@ def _row(note_id: Any, text: Any, where: str) -> Row:
     return (note_id, text, None)
 
 
-def read_jsonl(path: Path, id_col: str | None, text_col: str | None) -> Iterator[Row]:
+def read_jsonl(
+    path: Path, id_col: str | None, text_col: str | None, date_col: str | None = None
+) -> Iterator[Row]:
     with path.open(encoding="utf-8", errors="replace") as f:
         columns: tuple[str, str] | None = None
+        dates: str | None = None
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
@@ -95,7 +98,9 @@ def read_jsonl(path: Path, id_col: str | None, text_col: str | None) -> Iterator
                 continue
             if columns is None:
                 columns = pick_columns(list(obj), id_col, text_col)
-            yield _row(obj.get(columns[0]), obj.get(columns[1]), where)
+                dates = date_column(list(obj), date_col)
+            row = check_row(obj.get(columns[0]), obj.get(columns[1]), where)
+            yield _dated(row, obj.get(dates)) if dates else row
 
 
 def read_csv(
@@ -112,27 +117,35 @@ def read_csv(
     )
     for frame in frames:
         for i, (note_id, text) in enumerate(zip(frame[ids], frame[texts], strict=True)):
-            row = _row(note_id, text, f"{path.name}:row {frame.index[i] + 2}")
+            row = check_row(note_id, text, f"{path.name}:row {frame.index[i] + 2}")
             yield _dated(row, frame[dates].iloc[i]) if dates else row
 
 
-def read_parquet(path: Path, id_col: str | None, text_col: str | None, chunk: int) -> Iterator[Row]:
+def read_parquet(
+    path: Path, id_col: str | None, text_col: str | None, chunk: int, date_col: str | None = None
+) -> Iterator[Row]:
     import pyarrow.parquet as pq
 
     file = pq.ParquetFile(path)
-    ids, texts = pick_columns(file.schema_arrow.names, id_col, text_col)
+    names = file.schema_arrow.names
+    ids, texts = pick_columns(names, id_col, text_col)
+    dates = date_column(names, date_col)
     row = 0
-    for batch in file.iter_batches(batch_size=chunk, columns=[ids, texts]):
-        for note_id, text in zip(
-            batch.column(ids).to_pylist(), batch.column(texts).to_pylist(), strict=True
+    for batch in file.iter_batches(
+        batch_size=chunk, columns=[ids, texts] + ([dates] if dates else [])
+    ):
+        when = batch.column(dates).to_pylist() if dates else [None] * batch.num_rows
+        for note_id, text, day in zip(
+            batch.column(ids).to_pylist(), batch.column(texts).to_pylist(), when, strict=True
         ):
             row += 1
-            yield _row(note_id, text, f"{path.name}:row {row}")
+            found = check_row(note_id, text, f"{path.name}:row {row}")
+            yield _dated(found, day) if dates else found
 
 
 def read_text_folder(path: Path) -> Iterator[Row]:
     for file in sorted(path.glob("*.txt")):
-        yield _row(file.stem, file.read_bytes(), file.name)
+        yield check_row(file.stem, file.read_bytes(), file.name)
 
 
 def read_sql(
@@ -164,7 +177,7 @@ def read_sql(
             for record in batch:
                 row += 1
                 mapping = record._mapping
-                found = _row(mapping[ids], mapping[texts], f"row {row}")
+                found = check_row(mapping[ids], mapping[texts], f"row {row}")
                 yield _dated(found, mapping[dates]) if dates else found
 
 
@@ -191,11 +204,11 @@ def iter_notes(
         return read_text_folder(path)
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json", ".ndjson"):
-        return read_jsonl(path, id_col, text_col)
+        return read_jsonl(path, id_col, text_col, date_col)
     if suffix in (".csv", ".tsv"):
         return read_csv(path, id_col, text_col, chunk, date_col)
     if suffix == ".parquet":
-        return read_parquet(path, id_col, text_col, chunk)
+        return read_parquet(path, id_col, text_col, chunk, date_col)
     if suffix in (".db", ".sqlite", ".sqlite3"):
         return read_sql(str(path), table, query, id_col, text_col, chunk, date_col)
     raise SourceError(

@@ -1,0 +1,609 @@
+"""notecoder on Apache Spark: the tables of ``notecoder batch``, coded on the executors.
+
+``annotate_all(df)`` codes every note of a DataFrame once, in one
+``mapInArrow`` pass, and splits the coded rows into the five
+tables of ``notecoder batch`` (results, codes, flags, entities, note_nlp) with
+the same columns and values: every row comes from ``batch.code_chunk``, the
+function the batch workers run, so the two cannot drift apart. Arrow rather
+than pandas in between: each table is built with batch's own Arrow schema, and
+PySpark 4 cannot take pandas 3's Arrow-backed string columns back from
+``mapInPandas`` (and warns that it does not support pandas 3 yet). One pass emits
+the rows of all five tables tagged with their table name into one wide
+intermediate frame, which is persisted, so writing five tables does not run the
+pipeline five times.
+
+Each Python worker process builds the pipeline once (``batch.code_chunk`` keeps
+it in a module global; Spark reuses Python workers between tasks by default).
+A note that cannot be coded is an error row, never a failed task: a null or
+non-text value, text that is not UTF-8 (string columns are handed over as bytes
+so that Arrow never has to decode bad text), a note that times out or raises in
+the pipeline, and even an exception escaping ``code_chunk`` (the chunk is then
+coded again note by note). Nothing here logs note text.
+
+``notecoder spark INPUT OUTPUT`` reads Parquet (a file, a folder, a Delta table
+folder) or a metastore table and writes one Parquet folder per table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import sys
+import threading
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from notecoder.batch import TABLES, code_chunk, table_schemas
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.types import DataType, StructType
+
+log = logging.getLogger(__name__)
+
+#: Column of the intermediate frame naming the table a row belongs to.
+TABLE_COLUMN = "_table"
+#: Notes per ``code_chunk`` call inside a partition: bounds worker memory and
+#: how much is coded again note by note if a chunk ever fails as a whole.
+CHUNK_NOTES = 100
+
+
+# -- schemas -------------------------------------------------------------------------
+def _spark_type(arrow_type: pa.DataType) -> DataType:
+    """The Spark type of one of the (few) Arrow types ``table_schemas()`` uses."""
+    import pyarrow as pa
+    from pyspark.sql import types as T
+
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return T.StringType()
+    if pa.types.is_int64(arrow_type):
+        return T.LongType()
+    if pa.types.is_int32(arrow_type):
+        return T.IntegerType()
+    if pa.types.is_float64(arrow_type):
+        return T.DoubleType()
+    if pa.types.is_boolean(arrow_type):
+        return T.BooleanType()
+    if pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type):
+        return T.ArrayType(_spark_type(arrow_type.value_type), True)
+    raise TypeError(f"no Spark type for Arrow type {arrow_type}")
+
+
+def spark_schema(table: str) -> StructType:
+    """The Spark schema of one output table, derived from ``batch.table_schemas()``."""
+    from pyspark.sql import types as T
+
+    schema = table_schemas()[table]
+    return T.StructType([T.StructField(f.name, _spark_type(f.type), nullable=True) for f in schema])
+
+
+def _wide_columns() -> dict[tuple[str, str], str]:
+    """(table, column) -> column of the intermediate frame.
+
+    Columns of the same name and type are shared between tables (note_id,
+    code, section...), so the intermediate frame stays narrow; a name used with
+    two types gets one column per table.
+    """
+    types: dict[str, set[str]] = {}
+    for schema in table_schemas().values():
+        for f in schema:
+            types.setdefault(f.name, set()).add(str(f.type))
+    return {
+        (table, f.name): f.name if len(types[f.name]) == 1 else f"{table}__{f.name}"
+        for table, schema in table_schemas().items()
+        for f in schema
+    }
+
+
+def _wide_arrow_schema() -> pa.Schema:
+    import pyarrow as pa
+
+    fields = {TABLE_COLUMN: pa.field(TABLE_COLUMN, pa.string())}
+    for (table, name), column in _wide_columns().items():
+        fields.setdefault(column, pa.field(column, table_schemas()[table].field(name).type))
+    return pa.schema(list(fields.values()))
+
+
+def _wide_spark_schema() -> StructType:
+    from pyspark.sql import types as T
+
+    return T.StructType(
+        [T.StructField(f.name, _spark_type(f.type), nullable=True) for f in _wide_arrow_schema()]
+    )
+
+
+# -- executor side -------------------------------------------------------------------
+_loaded_model: str | None = None  # the --model whose pipeline batch holds, if any
+
+
+def _use_model(model: str | None) -> None:
+    """Put the pipeline of ``model`` where ``code_chunk`` looks for it, once per process.
+
+    Without a model ``code_chunk`` builds the default pipeline itself (from the
+    checkout's pipelines/). An installed wheel has no pipelines/ beside it, so
+    on a cluster the assembled pipeline folder is shipped and named here.
+    Python workers are reused across jobs, so a worker that holds another
+    model's pipeline drops it first.
+    """
+    global _loaded_model
+    if model == _loaded_model:
+        return
+    from notecoder import batch
+    from notecoder.pipeline import load
+
+    batch.set_pipeline(None if model is None else load(model))
+    _loaded_model = model
+
+
+def _input_rows(batch: pa.RecordBatch, where: str, start: int, dated: bool) -> list[tuple]:
+    """Batch's rows ``(note_id, text, error[, date])``, checked exactly as batch checks them."""
+    from notecoder.io.sources import check_row
+
+    rows: list[tuple] = []
+    ids = batch.column("id").to_pylist()
+    texts = batch.column("text").to_pylist()
+    dates = batch.column("date").to_pylist() if dated else [None] * len(ids)
+    for i, (note_id, text, day) in enumerate(zip(ids, texts, dates, strict=True)):
+        if isinstance(note_id, bytes):  # string ids arrive as bytes too
+            note_id = note_id.decode("utf-8", errors="replace")
+        row = check_row(note_id, text, f"{where}:row {start + i + 1}")
+        if day is not None:
+            row = (*row[:3], str(day)[:10])
+        rows.append(row)
+    return rows
+
+
+def _wide_table(tables: dict[str, list[dict[str, Any]]]) -> pa.Table:
+    """The rows of all five tables as one Arrow table of the intermediate schema.
+
+    Each table is first built with its own batch schema, exactly as batch
+    writes it, so a value that batch would refuse fails here too.
+    """
+    import pyarrow as pa
+
+    wide = _wide_arrow_schema()
+    columns = _wide_columns()
+    parts = []
+    for table in TABLES:
+        rows = tables[table]
+        if not rows:
+            continue
+        own = pa.Table.from_pylist(rows, schema=table_schemas()[table])
+        arrays = []
+        for f in wide:
+            if f.name == TABLE_COLUMN:
+                arrays.append(pa.array([table] * own.num_rows, pa.string()))
+                continue
+            name = next((n for (t, n), c in columns.items() if t == table and c == f.name), None)
+            arrays.append(own.column(name) if name else pa.nulls(own.num_rows, f.type))
+        parts.append(pa.Table.from_arrays(arrays, schema=wide))
+    return pa.concat_tables(parts) if parts else wide.empty_table()
+
+
+def _code_rows(rows: list[tuple], setting: str, timeout: float) -> pa.Table:
+    """Code rows with ``code_chunk``; if the chunk fails as a whole, note by note.
+
+    ``code_chunk`` turns pipeline exceptions and timeouts into error rows
+    itself, but an exception outside its guard would take the whole chunk down
+    and, on Spark, fail the task and then the job. Here a failing note becomes
+    an error row like any other and its neighbours are still coded.
+    """
+    try:
+        return _wide_table(code_chunk(rows, setting, timeout))
+    except Exception as err:
+        log.error(
+            "chunk of %d notes failed (%s); coding note by note", len(rows), type(err).__name__
+        )
+    parts = []
+    for row in rows:
+        try:
+            parts.append(_wide_table(code_chunk([row], setting, timeout)))
+        except Exception as err:
+            log.error("note %s failed: %s", row[0], type(err).__name__)
+            failed = (row[0], None, f"internal error: {type(err).__name__}", *row[3:])
+            parts.append(_wide_table(code_chunk([failed], setting, timeout)))
+    import pyarrow as pa
+
+    return pa.concat_tables(parts)
+
+
+def _coder(setting: str, timeout: float, model: str | None, dated: bool, chunk: int) -> Any:
+    """The ``mapInArrow`` function: input record batches in, intermediate rows out."""
+
+    def code_partition(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from pyspark import TaskContext
+
+        _use_model(model)
+        # SIGALRM (code_chunk's per-note timeout) can only be set in the main thread.
+        limit = timeout if threading.current_thread() is threading.main_thread() else 0.0
+        context = TaskContext.get()
+        where = f"partition {context.partitionId() if context else 0}"
+        seen = 0
+        for batch in batches:
+            for begin in range(0, batch.num_rows, chunk):
+                part = batch.slice(begin, chunk)
+                rows = _input_rows(part, where, seen, dated)
+                seen += part.num_rows
+                yield from _code_rows(rows, setting, limit).to_batches()
+
+    return code_partition
+
+
+# -- driver side ---------------------------------------------------------------------
+def _coded(
+    df: DataFrame,
+    id_col: str,
+    text_col: str,
+    setting: str,
+    *,
+    date_col: str | None = None,
+    partitions: int | None = None,
+    timeout: float = 60.0,
+    model: str | None = None,
+    chunk: int = CHUNK_NOTES,
+) -> DataFrame:
+    """The intermediate frame: every table's rows, tagged with their table."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    from notecoder.api import SETTINGS
+
+    if setting not in SETTINGS:
+        raise ValueError(f"unknown setting {setting!r}: use {' or '.join(SETTINGS)}")
+    for column in (id_col, text_col, date_col):
+        if column is not None and column not in df.columns:
+            raise ValueError(f"no column {column!r}; columns are {df.columns}")
+
+    def handed_over(column: str, alias: str) -> Any:
+        # Strings go over as bytes: text that is not valid UTF-8 becomes an error
+        # row in Python instead of failing Arrow's conversion for the whole batch.
+        is_string = isinstance(df.schema[column].dataType, T.StringType)
+        return (F.col(column).cast("binary") if is_string else F.col(column)).alias(alias)
+
+    columns = [handed_over(id_col, "id"), handed_over(text_col, "text")]
+    if date_col is not None:
+        columns.append(F.col(date_col).alias("date"))
+    notes = df.select(*columns)
+    if partitions:
+        notes = notes.repartition(partitions)
+    else:
+        try:
+            parallelism = df.sparkSession.sparkContext.defaultParallelism
+            current = notes.rdd.getNumPartitions()
+        except Exception:  # Spark Connect has no SparkContext or RDDs: keep the layout
+            parallelism = current = 0
+        if current < parallelism:  # e.g. one Parquet file is one partition: use every core
+            notes = notes.repartition(parallelism)
+    code = _coder(setting, timeout, model, date_col is not None, chunk)
+    with warnings.catch_warnings():  # pandas is not involved: Arrow batches in and out
+        warnings.filterwarnings("ignore", "PySpark does not yet fully support", FutureWarning)
+        return notes.mapInArrow(code, schema=_wide_spark_schema())
+
+
+def _table_of(wide: DataFrame, table: str) -> DataFrame:
+    """One output table out of the intermediate frame, with batch's column names and order."""
+    from pyspark.sql import functions as F
+
+    if table not in TABLES:
+        raise ValueError(f"unknown table {table!r}: use one of {', '.join(TABLES)}")
+    columns = _wide_columns()
+    return wide.where(F.col(TABLE_COLUMN) == table).select(
+        *[F.col(columns[(table, f.name)]).alias(f.name) for f in table_schemas()[table]]
+    )
+
+
+def annotate(
+    df: DataFrame,
+    id_col: str = "note_id",
+    text_col: str = "note_text",
+    setting: str = "outpatient",
+    table: str = "results",
+    *,
+    date_col: str | None = None,
+    partitions: int | None = None,
+    timeout: float = 60.0,
+    model: str | None = None,
+) -> DataFrame:
+    """One table of ``notecoder batch`` for the notes of ``df`` (lazy, like any DataFrame).
+
+    Each action on the returned frame codes the notes again; to get several
+    tables, use :func:`annotate_all`, which codes them once. ``model`` is an
+    assembled pipeline folder as the executors see it (``notecoder build``);
+    without it each executor builds the pipeline from the checkout.
+    """
+    wide = _coded(
+        df,
+        id_col,
+        text_col,
+        setting,
+        date_col=date_col,
+        partitions=partitions,
+        timeout=timeout,
+        model=model,
+    )
+    return _table_of(wide, table)
+
+
+class CodedTables(dict):
+    """The five tables by name, with the persisted frame they are all read from."""
+
+    def __init__(self, coded: DataFrame) -> None:
+        super().__init__((table, _table_of(coded, table)) for table in TABLES)
+        self.coded = coded
+
+    def unpersist(self) -> None:
+        """Free the cached coded rows (the tables cannot be read afterwards without recoding)."""
+        self.coded.unpersist()
+
+
+def annotate_all(
+    df: DataFrame,
+    id_col: str = "note_id",
+    text_col: str = "note_text",
+    setting: str = "outpatient",
+    *,
+    date_col: str | None = None,
+    partitions: int | None = None,
+    timeout: float = 60.0,
+    model: str | None = None,
+) -> CodedTables:
+    """All five tables (a dict by table name), coding each note once.
+
+    The coded intermediate frame is persisted (memory, spilling to disk) by the
+    first action on any table; every table is a filter of it, so later actions
+    read the cache instead of running the pipeline again. ``.unpersist()`` frees it.
+    """
+    from pyspark import StorageLevel
+
+    coded = _coded(
+        df,
+        id_col,
+        text_col,
+        setting,
+        date_col=date_col,
+        partitions=partitions,
+        timeout=timeout,
+        model=model,
+    ).persist(StorageLevel.MEMORY_AND_DISK)
+    return CodedTables(coded)
+
+
+# -- input ---------------------------------------------------------------------------
+def _hadoop_fs(spark: SparkSession, path: str) -> tuple[Any, Any]:
+    jvm = spark.sparkContext._jvm
+    hpath = jvm.org.apache.hadoop.fs.Path(path)
+    return hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hpath
+
+
+def _exists(spark: SparkSession, path: str) -> bool:
+    fs, hpath = _hadoop_fs(spark, path)
+    return bool(fs.exists(hpath))
+
+
+def _is_path(source: str) -> bool:
+    return Path(source).exists() or "/" in source or ":" in source or source.endswith(".parquet")
+
+
+def delta_files(spark: SparkSession, root: str) -> list[str]:
+    """The Parquet files of the current version of a Delta table, from its log alone.
+
+    Reading a Delta folder as plain Parquet would also read files that later
+    commits removed, so the log is replayed: the last checkpoint, then every
+    commit after it. Tables whose reader protocol is above 1 (column mapping,
+    deletion vectors) need delta-spark and are refused.
+    """
+    log_dir = root.rstrip("/") + "/_delta_log"
+    fs, hpath = _hadoop_fs(spark, log_dir)
+    names = [status.getPath().getName() for status in fs.listStatus(hpath)]
+    checkpoints = sorted(
+        {int(n[:20]) for n in names if re.fullmatch(r"\d{20}\.checkpoint(\.\d+\.\d+)?\.parquet", n)}
+    )
+    start = checkpoints[-1] if checkpoints else -1
+    active: dict[str, bool] = {}
+    reader_version = 1
+    if start >= 0:
+        prefix = f"{start:020d}.checkpoint"
+        parts = [f"{log_dir}/{n}" for n in names if n.startswith(prefix) and n.endswith(".parquet")]
+        checkpoint = spark.read.parquet(*parts)
+        for row in checkpoint.where("add IS NOT NULL").select("add.path").collect():
+            active[row.path] = True
+        if "protocol" in checkpoint.columns:
+            for row in checkpoint.where("protocol IS NOT NULL").select("protocol.*").collect():
+                reader_version = row.minReaderVersion
+    commits = sorted(
+        (int(n[:20]), n) for n in names if re.fullmatch(r"\d{20}\.json", n) and int(n[:20]) > start
+    )
+    if [v for v, _ in commits] != list(range(start + 1, start + 1 + len(commits))):
+        raise ValueError(f"incomplete Delta log in {log_dir}")
+    texts: dict[str, str] = {}
+    if commits:
+        frame = spark.read.text([f"{log_dir}/{n}" for _, n in commits], wholetext=True)
+        for row in frame.select("_metadata.file_name", "value").collect():
+            texts[row.file_name] = row.value
+    for _, name in commits:
+        for line in texts.get(name, "").splitlines():
+            if not line.strip():
+                continue
+            action = json.loads(line)
+            if "add" in action:
+                if action["add"].get("deletionVector"):
+                    reader_version = max(reader_version, 3)
+                active[action["add"]["path"]] = True
+            elif "remove" in action:
+                active.pop(action["remove"]["path"], None)
+            elif "protocol" in action:
+                reader_version = action["protocol"].get("minReaderVersion", 1)
+    if reader_version > 1:
+        raise ValueError(
+            f"Delta table {root} needs reader protocol {reader_version} (column mapping or "
+            "deletion vectors): read it with delta-spark and call notecoder.spark.annotate_all"
+        )
+    return [
+        p if "://" in p or p.startswith("/") else f"{root.rstrip('/')}/{unquote(p)}" for p in active
+    ]
+
+
+def read_notes(spark: SparkSession, source: str) -> DataFrame:
+    """Notes from Parquet (a file, a folder, a Delta table folder) or a metastore table."""
+    if not _is_path(source):
+        if not spark.catalog.tableExists(source):
+            raise FileNotFoundError(f"no such file, folder or table: {source}")
+        return spark.table(source)
+    if not _exists(spark, source.rstrip("/") + "/_delta_log"):
+        return spark.read.parquet(source)
+    try:  # delta-spark, when the cluster has it (Databricks does): deletion vectors and all
+        return spark.read.format("delta").load(source)
+    except Exception:
+        files = delta_files(spark, source)
+        if not files:
+            raise ValueError(f"Delta table {source} has no data files") from None
+        return spark.read.option("basePath", source).parquet(*files)
+
+
+# -- command line --------------------------------------------------------------------
+def add_spark_parser(sub: Any) -> argparse.ArgumentParser:
+    """The ``notecoder spark`` subcommand, added to the ``notecoder`` parser's subparsers."""
+    from notecoder.api import SETTINGS
+
+    p = sub.add_parser("spark", help="code notes on Apache Spark into one Parquet folder per table")
+    p.add_argument("input", help="Parquet file or folder, Delta table folder, or metastore table")
+    p.add_argument("output", help="output folder: one Parquet folder per table")
+    p.add_argument("--id-col", help="note id column (default: note_id or id)")
+    p.add_argument("--text-col", help="note text column (default: note_text or text)")
+    p.add_argument("--date-col", help="note date column (default: note_date or date, if any)")
+    p.add_argument("--setting", choices=SETTINGS, default="outpatient")
+    p.add_argument("--master", help="Spark master (default: spark-submit's, else local[*])")
+    p.add_argument("--partitions", type=int, help="repartition the notes into N partitions")
+    p.add_argument(
+        "--table",
+        action="append",
+        choices=TABLES,
+        help="write only this table (repeatable; default: all five)",
+    )
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds per note")
+    p.add_argument(
+        "--model", help="assembled pipeline folder as executors see it (notecoder build)"
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace existing table folders")
+    return p
+
+
+def _session(master: str | None) -> tuple[SparkSession, bool]:
+    """The active session (spark-submit, a notebook) or a new one; True if we made it."""
+    import os
+
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active, False
+    if master is None or master.startswith("local"):
+        # Local Python workers must import the same notecoder as this interpreter.
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    builder = SparkSession.builder.appName("notecoder")
+    if master is not None:
+        builder = builder.master(master)
+    return builder.getOrCreate(), True
+
+
+def summarize(tables: dict[str, DataFrame]) -> dict[str, Any]:
+    """batch's summary.json, computed by Spark from the coded tables."""
+    from pyspark.sql import functions as F
+
+    results = tables["results"]
+    counts = results.agg(F.count(F.lit(1)).alias("notes"), F.count("error").alias("errors")).first()
+    errors = results.where(F.col("error").isNotNull()).select("note_id", "error").limit(1000)
+
+    def top(frame: DataFrame, column: str, n: int | None) -> dict[str, int]:
+        grouped = frame.groupBy(column).count().orderBy(F.desc("count"), column)
+        rows = (grouped.limit(n) if n else grouped).collect()
+        return {r[column]: int(r["count"]) for r in rows}
+
+    return {
+        "notes": int(counts.notes),
+        "errors": int(counts.errors),
+        "codes": tables["codes"].count(),
+        "flags": tables["flags"].count(),
+        "top_codes": top(tables["codes"], "code", 20),
+        "flag_counts": top(tables["flags"], "flag", None),
+        "error_notes": [{"note_id": r.note_id, "error": r.error} for r in errors.collect()],
+    }
+
+
+def _write_text(spark: SparkSession, path: str, text: str) -> None:
+    """A small file on any Hadoop file system (local, HDFS, S3, DBFS...)."""
+    fs, hpath = _hadoop_fs(spark, path)
+    stream = fs.create(hpath, True)
+    try:
+        stream.write(bytearray(text.encode("utf-8")))
+    finally:
+        stream.close()
+
+
+def spark_command(args: argparse.Namespace) -> int:
+    """``notecoder spark``: code a Parquet source or table into OUTPUT/<table>/ Parquet folders."""
+    from notecoder.io.sources import SourceError, date_column, pick_columns
+
+    spark, created = _session(args.master)
+    try:
+        try:
+            notes = read_notes(spark, args.input)
+            ids, texts = pick_columns(notes.columns, args.id_col, args.text_col)
+            dates = date_column(notes.columns, args.date_col)
+        except (SourceError, FileNotFoundError, ValueError) as err:
+            print(f"notecoder: {err}", file=sys.stderr)
+            return 2
+        output = args.output.rstrip("/")
+        wanted = [t for t in ("results", *TABLES) if args.table is None or t in args.table]
+        wanted = list(dict.fromkeys(wanted))  # results first: its write codes every note
+        existing = [t for t in wanted if _exists(spark, f"{output}/{t}")]
+        if existing and not args.overwrite:
+            print(
+                f"notecoder: {output} already has {', '.join(existing)} (use --overwrite)",
+                file=sys.stderr,
+            )
+            return 2
+        tables = annotate_all(
+            notes,
+            ids,
+            texts,
+            args.setting,
+            date_col=dates,
+            partitions=args.partitions,
+            timeout=args.timeout,
+            model=args.model,
+        )
+        mode = "overwrite" if args.overwrite else "errorifexists"
+        for table in wanted:
+            tables[table].write.mode(mode).parquet(f"{output}/{table}")
+        summary = summarize(tables)
+        _write_text(spark, f"{output}/summary.json", json.dumps(summary, indent=2))
+        tables.unpersist()
+        print(
+            f"{summary['notes']} notes, {summary['errors']} errors, {summary['codes']} codes, "
+            f"{summary['flags']} flags -> {args.output}"
+        )
+        for item in summary["error_notes"][:20]:
+            print(f"  error {item['note_id']}: {item['error']}")
+        return 0
+    finally:
+        if created:
+            spark.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m notecoder.spark`` or ``spark-submit .../notecoder/spark.py``: spark alone."""
+    parser = argparse.ArgumentParser(prog="notecoder-spark", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_spark_parser(sub)
+    return spark_command(parser.parse_args(["spark", *(sys.argv[1:] if argv is None else argv)]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
