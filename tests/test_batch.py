@@ -172,6 +172,18 @@ def test_note_nlp_out_and_into_sqlite(tmp_path):
     assert count == written == len(rows)
 
 
+def test_pipeline_is_rebuilt_when_its_vocabulary_grows(tmp_path, monkeypatch):
+    """Token texts pile up in spaCy's StringStore: past a limit the pipeline is rebuilt."""
+    rows = [(n["id"], n["text"], None) for n in NOTES[:14]]
+    run(rows, tmp_path / "before")
+    first = batch._NLP
+    monkeypatch.setattr(batch, "MAX_NEW_STRINGS", 50)
+    run(rows, tmp_path / "after")
+    assert batch._NLP is not first
+    assert len(batch._NLP.vocab.strings) < len(first.vocab.strings)
+    pd.testing.assert_frame_equal(results(tmp_path / "before"), results(tmp_path / "after"))
+
+
 def test_one_and_two_workers_agree(tmp_path):
     rows = [(n["id"], n["text"], None) for n in NOTES]
     run(rows, tmp_path / "one", workers=1)

@@ -132,25 +132,41 @@ class BatchOptions:
 
 
 # -- worker side ---------------------------------------------------------------
+#: New strings a pipeline may learn before it is rebuilt. spaCy's StringStore keeps
+#: every token text it has ever seen (record numbers, names, typos), so a worker
+#: coding millions of notes would grow without end; rebuilding it (about half a
+#: second) gives the memory back.
+MAX_NEW_STRINGS = 100_000
+
 _NLP = None
-
-
+_MODEL: str | None = None  # the assembled pipeline folder to load, None: pipelines/
+_BASE_STRINGS = 0
 _PARENT: int | None = None
 
 
-def _init_worker() -> None:
-    global _NLP, _PARENT
+def _load() -> None:
+    global _NLP, _BASE_STRINGS
     from notecoder.pipeline import load
 
+    _NLP = None  # let the old pipeline go before the new one is built
+    _NLP = load(_MODEL)
+    _BASE_STRINGS = len(_NLP.vocab.strings)
+
+
+def _init_worker() -> None:
+    global _PARENT
     _PARENT = os.getppid()
-    _NLP = load()
+    _load()
 
 
-def set_pipeline(nlp: Any) -> None:
-    """The pipeline ``code_chunk`` uses in this process (None: the default, built on
-    first use). Runners that ship an assembled pipeline (Spark's ``--model``) set it."""
-    global _NLP
-    _NLP = nlp
+def use_model(model: str | None) -> None:
+    """Code with the pipeline at ``model`` in this process (None: the default).
+
+    Runners that ship an assembled pipeline to machines without the checkout's
+    pipelines/ folder (Spark's ``--model``) name it here; it is loaded on first use.
+    """
+    global _NLP, _MODEL
+    _NLP, _MODEL = None, model
 
 
 class _Timeout(BaseException):
@@ -166,8 +182,8 @@ def code_chunk(rows: list[Row], setting: str, timeout: float) -> dict[str, list[
     from notecoder.api import suggest
     from notecoder.result import empty_result
 
-    if _NLP is None:
-        _init_worker()
+    if _NLP is None or len(_NLP.vocab.strings) > _BASE_STRINGS + MAX_NEW_STRINGS:
+        _load()
     tables: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
     use_alarm = timeout > 0 and hasattr(signal, "setitimer")
     if use_alarm:

@@ -135,9 +135,8 @@ def _use_model(model: str | None) -> None:
     if model == _loaded_model:
         return
     from notecoder import batch
-    from notecoder.pipeline import load
 
-    batch.set_pipeline(None if model is None else load(model))
+    batch.use_model(model)
     _loaded_model = model
 
 
