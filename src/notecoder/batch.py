@@ -17,6 +17,7 @@ NOTE_NLP rows), and ``summary.json`` at the end.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -136,7 +137,12 @@ class BatchOptions:
 #: every token text it has ever seen (record numbers, names, typos), so a worker
 #: coding millions of notes would grow without end; rebuilding it (about half a
 #: second) gives the memory back.
-MAX_NEW_STRINGS = 100_000
+MAX_NEW_STRINGS = 50_000
+
+#: Chunks a worker process codes before a fresh one takes over (about 10,000
+#: notes, a second of start-up): only a process's exit gives all its memory back
+#: to the system, whatever the allocator kept after the rebuilds above.
+CHUNKS_PER_WORKER = 40
 
 _NLP = None
 _MODEL: str | None = None  # the assembled pipeline folder to load, None: pipelines/
@@ -148,7 +154,9 @@ def _load() -> None:
     global _NLP, _BASE_STRINGS
     from notecoder.pipeline import load
 
-    _NLP = None  # let the old pipeline go before the new one is built
+    if _NLP is not None:
+        _NLP = None  # the old pipeline goes before the new one is built
+        gc.collect()  # its Docs and spans hold cycles
     _NLP = load(_MODEL)
     _BASE_STRINGS = len(_NLP.vocab.strings)
 
@@ -373,7 +381,9 @@ def run_batch(rows: Iterable[Row], options: BatchOptions) -> dict[str, Any]:
             progress.update(code_and_write(index, chunk, options))
     else:
         ctx = get_context("fork" if sys.platform != "win32" else "spawn")
-        with ctx.Pool(options.workers, initializer=_init_worker) as pool:
+        with ctx.Pool(
+            options.workers, initializer=_init_worker, maxtasksperchild=CHUNKS_PER_WORKER
+        ) as pool:
             pending: deque = deque()
             for index, chunk in todo:
                 pending.append(pool.apply_async(code_and_write, (index, chunk, options)))
