@@ -139,10 +139,11 @@ class BatchOptions:
 #: second) gives the memory back.
 MAX_NEW_STRINGS = 50_000
 
-#: Chunks a worker process codes before a fresh one takes over (about 10,000
-#: notes, a second of start-up): only a process's exit gives all its memory back
-#: to the system, whatever the allocator kept after the rebuilds above.
-CHUNKS_PER_WORKER = 40
+#: Chunks a worker process codes before a fresh one takes over (50,000 notes):
+#: only a process's exit gives all its memory back to the system, whatever the
+#: allocator kept after the rebuilds above. Not more often: a fresh pipeline runs
+#: slower for its first few thousand notes, while its vocabulary fills.
+CHUNKS_PER_WORKER = 200
 
 _NLP = None
 _MODEL: str | None = None  # the assembled pipeline folder to load, None: pipelines/
