@@ -459,6 +459,16 @@ def summarize(output: Path, options: BatchOptions) -> dict[str, Any]:
     return summary
 
 
+def print_summary(summary: dict[str, Any], output: str | Path) -> None:
+    """The closing lines of a run: counts, then the first error rows with their reasons."""
+    print(
+        f"{summary['notes']} notes, {summary['errors']} errors, {summary['codes']} codes, "
+        f"{summary['flags']} flags -> {output}"
+    )
+    for item in summary["error_notes"][:20]:
+        print(f"  error {item['note_id']}: {item['error']}")
+
+
 def write_note_nlp_sql(output: Path, db: str, table: str = "note_nlp") -> int:
     """Put the run's NOTE_NLP rows into a database, replacing earlier rows of the same notes.
 

@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def batch_command(args: argparse.Namespace) -> int:
     """``notecoder batch``: code every note of a source into an output folder."""
-    from notecoder.batch import BatchOptions, run_batch
+    from notecoder.batch import BatchOptions, print_summary, run_batch
     from notecoder.io.sources import SourceError, iter_notes
 
     options = BatchOptions(
@@ -126,12 +126,7 @@ def batch_command(args: argparse.Namespace) -> int:
     except SourceError as err:
         print(f"notecoder: {err}", file=sys.stderr)
         return 2
-    print(
-        f"{summary['notes']} notes, {summary['errors']} errors, {summary['codes']} codes, "
-        f"{summary['flags']} flags -> {args.output}"
-    )
-    for item in summary["error_notes"][:20]:
-        print(f"  error {item['note_id']}: {item['error']}")
+    print_summary(summary, args.output)
     return 0
 
 

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from notecoder.batch import TABLES, code_chunk, table_schemas
+from notecoder.batch import TABLES, code_chunk, print_summary, table_schemas
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -584,12 +584,7 @@ def spark_command(args: argparse.Namespace) -> int:
         summary = summarize(tables)
         _write_text(spark, f"{output}/summary.json", json.dumps(summary, indent=2))
         tables.unpersist()
-        print(
-            f"{summary['notes']} notes, {summary['errors']} errors, {summary['codes']} codes, "
-            f"{summary['flags']} flags -> {args.output}"
-        )
-        for item in summary["error_notes"][:20]:
-            print(f"  error {item['note_id']}: {item['error']}")
+        print_summary(summary, args.output)
         return 0
     finally:
         if created:
