@@ -116,6 +116,28 @@ def test_bad_values_become_error_rows(tmp_path):
     assert results(tmp_path / "out-txt").loc[0, "error"] == "note text is not UTF-8"
 
 
+def test_note_failing_outside_the_pipeline_is_an_error_row(tmp_path, monkeypatch):
+    """An exception past suggest() (here: building the NOTE_NLP rows) costs one note only."""
+    real = batch.note_nlp_rows
+
+    def fragile(result):
+        if result["note_id"] == "b" and result["error"] is None:
+            raise RuntimeError("boom")
+        return real(result)
+
+    monkeypatch.setattr(batch, "note_nlp_rows", fragile)
+    rows = [("a", "Lumbar stenosis at L4-5.", None), ("b", "Neck pain.", None)]
+    rows.append(("c", "Discitis at T12-L1.", None))
+    run(rows, tmp_path / "out")
+    frame = results(tmp_path / "out").set_index("note_id")
+    assert list(frame.index) == ["a", "b", "c"]
+    assert frame.loc["b", "error"] == "internal error: RuntimeError"
+    assert pd.isna(frame.loc["a", "error"]) and list(frame.loc["a", "codes"])
+    assert pd.isna(frame.loc["c", "error"])
+    entities = pd.read_parquet(tmp_path / "out" / "entities")
+    assert "b" not in set(entities["note_id"])  # no half-written rows of the failed note
+
+
 def test_missing_column_is_a_clear_error(tmp_path):
     pd.DataFrame({"doc": ["a"], "body": ["x"]}).to_csv(tmp_path / "in.csv", index=False)
     with pytest.raises(SourceError, match=r"no id column .*columns are \['doc', 'body'\]"):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gc
 import json
+import logging
 import os
 import signal
 import sys
@@ -34,6 +35,8 @@ from typing import Any
 import pandas as pd
 
 from notecoder.io.sources import Row
+
+log = logging.getLogger(__name__)
 
 TABLES = ("codes", "flags", "entities", "note_nlp", "results")  # results last: marks a chunk done
 
@@ -199,6 +202,7 @@ def code_chunk(rows: list[Row], setting: str, timeout: float) -> dict[str, list[
         previous = signal.signal(signal.SIGALRM, _alarm)
     try:
         for note_id, text, error, *date in rows:
+            day = date[0] if date else None
             if error is not None:
                 result = empty_result(note_id, error)
             else:
@@ -211,7 +215,18 @@ def code_chunk(rows: list[Row], setting: str, timeout: float) -> dict[str, list[
                 finally:
                     if use_alarm:
                         signal.setitimer(signal.ITIMER_REAL, 0)
-            _add_rows(tables, result, setting, date[0] if date else None)
+            # A note's rows go in whole or not at all: one that fails here becomes an
+            # error row, and its chunk (and the run, or the Spark task) goes on.
+            note: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
+            try:
+                _add_rows(note, result, setting, day)
+            except Exception as err:
+                log.error("note %s failed: %s", note_id, type(err).__name__)
+                note = {name: [] for name in TABLES}
+                failed = empty_result(note_id, f"internal error: {type(err).__name__}")
+                _add_rows(note, failed, setting, day)
+            for name, found in note.items():
+                tables[name].extend(found)
     finally:
         if use_alarm:
             signal.signal(signal.SIGALRM, previous)

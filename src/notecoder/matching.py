@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any
 
 from medspacy.common.base_rule import BaseRule
 from medspacy.common.medspacy_matcher import MedspacyMatcher
@@ -25,11 +26,13 @@ from notecoder.extensions import doc_text
 class LeanMatcher(MedspacyMatcher):
     """A ``MedspacyMatcher`` that runs only the matchers that hold rules."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._regexes: list[tuple[int, re.Pattern[str]]] = []
+
     def add(self, rules: Iterable[BaseRule]) -> None:
         rules = list(rules)
         super().add(rules)
-        if not hasattr(self, "_regexes"):
-            self._regexes: list[tuple[int, re.Pattern[str]]] = []
         for rule in rules:
             if isinstance(rule.pattern, str):
                 key = self.nlp.vocab.strings.add(rule._rule_id)
@@ -39,10 +42,9 @@ class LeanMatcher(MedspacyMatcher):
         token_matcher = self._MedspacyMatcher__matcher
         matches = token_matcher(doc) if len(token_matcher) else []
         matches += self._MedspacyMatcher__phrase_matcher(doc)
-        regexes = getattr(self, "_regexes", ())
-        if regexes:
+        if self._regexes:
             text = doc_text(doc)
-            for key, regex in regexes:
+            for key, regex in self._regexes:
                 for found in regex.finditer(text):
                     span = doc.char_span(*found.span(), alignment_mode="expand")
                     if span is not None and len(span):

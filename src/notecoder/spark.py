@@ -186,30 +186,8 @@ def _wide_table(tables: dict[str, list[dict[str, Any]]]) -> pa.Table:
 
 
 def _code_rows(rows: list[tuple], setting: str, timeout: float) -> pa.Table:
-    """Code rows with ``code_chunk``; if the chunk fails as a whole, note by note.
-
-    ``code_chunk`` turns pipeline exceptions and timeouts into error rows
-    itself, but an exception outside its guard would take the whole chunk down
-    and, on Spark, fail the task and then the job. Here a failing note becomes
-    an error row like any other and its neighbours are still coded.
-    """
-    try:
-        return _wide_table(code_chunk(rows, setting, timeout))
-    except Exception as err:
-        log.error(
-            "chunk of %d notes failed (%s); coding note by note", len(rows), type(err).__name__
-        )
-    parts = []
-    for row in rows:
-        try:
-            parts.append(_wide_table(code_chunk([row], setting, timeout)))
-        except Exception as err:
-            log.error("note %s failed: %s", row[0], type(err).__name__)
-            failed = (row[0], None, f"internal error: {type(err).__name__}", *row[3:])
-            parts.append(_wide_table(code_chunk([failed], setting, timeout)))
-    import pyarrow as pa
-
-    return pa.concat_tables(parts)
+    """Code rows with ``code_chunk`` (which turns every failing note into an error row)."""
+    return _wide_table(code_chunk(rows, setting, timeout))
 
 
 def _coder(setting: str, timeout: float, model: str | None, dated: bool, chunk: int) -> Any:
