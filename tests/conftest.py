@@ -34,6 +34,14 @@ def nlp() -> Language:
 
 
 @pytest.fixture(scope="session")
+def code_table(nlp: Language) -> dict[str, tuple[str, str | None]]:
+    """Every code the pipeline can emit: the coder's families and the terminology
+    concepts of the entity patterns."""
+    concepts = {p["id"] for p in nlp.get_pipe("notecoder_entities").patterns}
+    return nlp.get_pipe("notecoder_coder").code_table(concepts)
+
+
+@pytest.fixture(scope="session")
 def code(nlp: Language):
     """``code(text, setting)`` -> (set of codes, set of flag names, full result)."""
 

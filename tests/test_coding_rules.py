@@ -75,7 +75,7 @@ def test_negated_discitis_gives_nothing(code):
 )
 def test_m53_8_region_character_from_level(code, level, expected):
     note = (
-        f"Assessment: facet syndrome at {level}. MRI shows facet hypertrophy at {level}. "
+        f"Assessment: facet syndrome at {level}. MRI shows facet joint effusion at {level}. "
         "Failed 6 weeks of physical therapy."
     )
     codes, flags, _ = code(note)
@@ -86,7 +86,7 @@ def test_m53_8_region_character_from_level(code, level, expected):
 def test_no_seventh_character_on_m53_m54_m46(code):
     codes, _, _ = code(
         "Assessment: 1. Facet syndrome at L3-4. 2. Discitis at T8-9. 3. Neck pain. "
-        "MRI shows endplate edema at T8-9 and facet hypertrophy at L3-4. Completed PT."
+        "MRI shows endplate edema at T8-9 and facet joint effusion at L3-4. Completed PT."
     )
     assert {"M53.86", "M46.44"} <= codes
     for c in codes:

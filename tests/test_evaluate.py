@@ -99,6 +99,12 @@ def test_match_names():
     assert extra == ["M53.85"]
 
 
+def test_wildcard_listed_first_leaves_the_exact_code_its_match():
+    matched, extra = match_names(["M54.*", "M54.16"], ["M54.16", "M54.50"])
+    assert matched == {"M54.*": ["M54.50"], "M54.16": ["M54.16"]}
+    assert extra == []
+
+
 def test_bootstrap_interval_brackets_the_estimate():
     gold = [Note(str(i), "x", flags=["PAIN_ONLY"] if i % 2 else []) for i in range(40)]
     pred = [Note(str(i), "x", flags=["PAIN_ONLY"] if i % 3 else []) for i in range(40)]

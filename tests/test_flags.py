@@ -48,27 +48,27 @@ CASES = [
     (
         "CONSERVATIVE_CARE_MISSING",
         True,
-        "Assessment: facet syndrome at L4-5. MRI shows facet hypertrophy at L4-5.",
+        "Assessment: facet syndrome at L4-5. MRI shows facet joint effusion at L4-5.",
         "outpatient",
     ),
     (
         "CONSERVATIVE_CARE_MISSING",
         True,
-        "Assessment: facet syndrome at L4-5. MRI shows facet hypertrophy at L4-5. "
+        "Assessment: facet syndrome at L4-5. MRI shows facet joint effusion at L4-5. "
         "He has not tried physical therapy. We may consider injections.",
         "outpatient",
     ),
     (
         "CONSERVATIVE_CARE_MISSING",
         False,
-        "Assessment: facet syndrome at L4-5. MRI shows facet hypertrophy at L4-5. "
+        "Assessment: facet syndrome at L4-5. MRI shows facet joint effusion at L4-5. "
         "Completed 6 weeks of chiropractic care.",
         "outpatient",
     ),
     (
         "CONSERVATIVE_CARE_MISSING",
         False,
-        "Assessment: facet syndrome at L4-5. MRI shows facet hypertrophy at L4-5. "
+        "Assessment: facet syndrome at L4-5. MRI shows facet joint effusion at L4-5. "
         "Gabapentin trial without relief.",
         "outpatient",
     ),
@@ -84,6 +84,9 @@ CASES = [
     ("MORE_SPECIFIC_CODE", True, "Assessment: segmental dysfunction at T12-L1.", "outpatient"),
     ("MORE_SPECIFIC_CODE", False, "Assessment: thoracolumbar junction syndrome.", "outpatient"),
     ("MORE_SPECIFIC_CODE", False, "Assessment: discitis at L2-3.", "outpatient"),
+    ("EXCLUDES1", True, "Assessment: L1 compression fracture. Osteoporosis.", "outpatient"),
+    ("EXCLUDES1", False, "Assessment: L1 compression fracture.", "outpatient"),
+    ("EXCLUDES1", False, "Assessment: discitis at L2-3 with low back pain.", "outpatient"),
     ("UNCERTAIN_DX", True, "Assessment: back pain, rule out discitis at L2-3.", "outpatient"),
     ("UNCERTAIN_DX", True, "Assessment: probable discitis at L2-3.", "inpatient"),
     ("UNCERTAIN_DX", True, "Impression: findings suggestive of discitis at L2-3.", "outpatient"),

@@ -7,7 +7,7 @@ import json
 import pytest
 import spacy
 
-from notecoder.levels import parse_level, root_levels, root_region
+from notecoder.levels import parse_level, root_levels, root_pair, root_region
 from tests.conftest import SHARED, blank_pipeline
 
 NOTATIONS = [
@@ -209,3 +209,206 @@ def test_never_raises_on_real_notes(levels_nlp):
             for span in doc.spans["notecoder"]:
                 assert span._.region, span.text
     assert found > 300
+
+
+# -- v3: run-together levels ("L45"), MRI sequences, slash roots ("C8/T1") --------------
+
+RUN_TOGETHER = [
+    ("L34", "L3-L4"),
+    ("L45", "L4-L5"),
+    ("L5S1", "L5-S1"),
+    ("C34", "C3-C4"),
+    ("C45", "C4-C5"),
+    ("C56", "C5-C6"),
+    ("C67", "C6-C7"),
+    ("C7T1", "C7-T1"),
+    ("T12L1", "T12-L1"),
+    ("T1011", "T10-T11"),
+    ("T1112", "T11-T12"),
+]
+
+
+@pytest.mark.parametrize(("glued", "written"), RUN_TOGETHER)
+def test_run_together_normalises_like_the_hyphenated_level(glued, written):
+    assert parse_level(glued) == parse_level(written)
+
+
+@pytest.mark.parametrize(
+    ("text", "levels"),
+    [("T12", ("T12",)), ("T11", ("T11",)), ("C78", None), ("L46", None), ("L54", None)],
+)
+def test_run_together_only_for_two_adjacent_vertebrae(text, levels):
+    level = parse_level(text)
+    assert (level.levels if level else None) == levels
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "Medial branch blocks at L34, L45 and L5S1 bilaterally.",
+            [
+                ("L34", ["L3", "L4"], "lumbar"),
+                ("L45", ["L4", "L5"], "lumbar"),
+                ("L5S1", ["L5", "S1"], "lumbosacral"),
+            ],
+        ),
+        ("Epidural catheter advanced to the L45 interspace.", [("L45", ["L4", "L5"], "lumbar")]),
+        ("Large C56 disc herniation.", [("C56", ["C5", "C6"], "cervical")]),
+        (
+            "Injected at L45 and at L5-S1.",
+            [("L45", ["L4", "L5"], "lumbar"), ("L5-S1", ["L5", "S1"], "lumbosacral")],
+        ),
+        ("Mild stenosis at T1112.", [("T1112", ["T11", "T12"], "thoracic")]),
+        ("Spur at C7T1 on the left.", [("C7T1", ["C7", "T1"], "cervicothoracic")]),
+    ],
+)
+def test_run_together_levels_in_spinal_context(levels_nlp, text, expected):
+    assert _levels(levels_nlp, text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Billing: C56 entered for today's visit.",
+        "ICD-10 code C56 and C67 were listed by the oncologist.",
+        "Form L45 was signed by the patient.",
+        "Room C67 was cleaned.",
+    ],
+)
+def test_run_together_alone_is_not_a_level(levels_nlp, text):
+    assert _levels(levels_nlp, text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "There is increased T2 signal within the cord at C5-6.",
+            [("C5-6", ["C5", "C6"], "cervical")],
+        ),
+        ("Sagittal T1 and T2-weighted images were obtained.", []),
+        ("Axial T2 and STIR sequences through the lumbar spine.", []),
+        ("T2/STIR hyperintensity in the L2 vertebral body.", [("L2", ["L2"], "lumbar")]),
+        ("The lesion is bright on T2 and dark on T1.", []),
+        ("Hyperintense on T2, isointense on T1.", []),
+        (
+            "Decreased T1 and increased T2 signal at C4-5.",
+            [("C4-5", ["C4", "C5"], "cervical")],
+        ),
+        ("Sagittal T1/T2 weighted images.", []),
+        ("Several T2 abnormalities in the white matter.", []),
+        ("Postcontrast T1 images show no enhancement.", []),
+        # Real T1/T2 vertebrae beside MRI words stay levels.
+        ("Increased signal in the cord at T2.", [("T2", ["T2"], "thoracic")]),
+        (
+            "Sagittal T2 images were reviewed. There is a compression fracture of T2.",
+            [("T2", ["T2"], "thoracic")],
+        ),
+        ("Decreased pinprick below T2 on the left.", [("T2", ["T2"], "thoracic")]),
+        (
+            "Screws were placed at T1 and T2 bilaterally.",
+            [("T1", ["T1"], "thoracic"), ("T2", ["T2"], "thoracic")],
+        ),
+    ],
+)
+def test_mri_sequences_are_not_levels(levels_nlp, text, expected):
+    assert _levels(levels_nlp, text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Labs: PT 12.1, PTT 30, INR 1.0.",
+        "PT/PTT within normal limits.",
+        "Continue PT twice a week.",
+        "Heart: regular rhythm, S1/S2 normal.",
+        "History of T2 DM, admitted for glucose control.",
+        "Ordered a Zephyr Glide T4 wheelchair cushion.",
+        "Pump settings were changed on the model S3 device.",
+        "Tenderness over the first dorsal compartment of the wrist.",
+        "Atrophy of the first dorsal interosseous muscle.",
+    ],
+)
+def test_lab_therapy_device_and_muscle_names_are_not_levels(levels_nlp, text):
+    assert _levels(levels_nlp, text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Fusion was extended to S1-S2.", [("S1-S2", ["S1", "S2"], "sacral")]),
+        (
+            "Balloon Kyphoplasty T12 for the compression fracture.",
+            [("T12", ["T12"], "thoracic")],
+        ),
+    ],
+)
+def test_levels_next_to_exclusion_words_in_spinal_context_stay(levels_nlp, text, expected):
+    assert _levels(levels_nlp, text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "EMG shows an active right C8/T1 radiculopathy.",
+            [("C8/T1", ["C7", "T1"], "cervicothoracic")],
+        ),
+        ("Chronic left C8/T1 denervation.", [("C8/T1", ["C7", "T1"], "cervicothoracic")]),
+        ("Left C6/C7 radiculopathy.", [("C6/C7", ["C5", "C7"], "cervical")]),
+        ("Numbness in a C5/C6 distribution.", [("C5/C6", ["C4", "C6"], "cervical")]),
+        ("Right L5/S1 radiculopathy.", [("L5/S1", ["L4", "S1"], "lumbosacral")]),
+        ("T12/L1 radiculopathy.", [("T12/L1", ["T11", "L1"], "thoracolumbar")]),
+        ("Inactive left S1 (L5) radiculopathy.", [("S1 (L5)", ["L4", "S1"], "lumbosacral")]),
+        (
+            "Decompression of the L5 and S1 nerve roots.",
+            [("L5", ["L4", "L5"], "lumbar"), ("S1", ["L5", "S1"], "lumbosacral")],
+        ),
+        # Disc notations stay discs: one letter, a hyphen, or no root word.
+        ("C5/6 radiculopathy.", [("C5/6", ["C5", "C6"], "cervical")]),
+        ("L4/5 radiculopathy.", [("L4/5", ["L4", "L5"], "lumbar")]),
+        ("C6-C7 radiculopathy.", [("C6-C7", ["C6", "C7"], "cervical")]),
+        ("Fusion at C6/C7.", [("C6/C7", ["C6", "C7"], "cervical")]),
+    ],
+)
+def test_slash_roots(levels_nlp, text, expected):
+    assert _levels(levels_nlp, text) == expected
+
+
+def test_c8_t1_pair_has_one_region(levels_nlp):
+    doc = levels_nlp("Right C8/T1 radiculopathy.")
+    (span,) = doc.spans["notecoder"]
+    assert span._.regions == ["cervicothoracic"]
+
+
+@pytest.mark.parametrize(
+    ("upper", "lower", "levels", "regions"),
+    [
+        ("C8", "T1", ("C7", "T1"), ("cervicothoracic",)),
+        ("C6", "C7", ("C5", "C7"), ("cervical",)),
+        ("C7", "C8", ("C6", "T1"), ("cervical", "cervicothoracic")),
+        ("L5", "S1", ("L4", "S1"), ("lumbosacral",)),
+        ("S1", "S2", ("L5", "S2"), ("lumbosacral", "sacral")),
+    ],
+)
+def test_root_pair(upper, lower, levels, regions):
+    pair = root_pair(upper, lower)
+    assert pair is not None
+    assert pair.levels == levels
+    assert pair.regions == regions
+
+
+def test_root_pair_needs_adjacent_roots():
+    assert root_pair("C6", "C8") is None
+    assert root_pair("T1", "C8") is None
+
+
+def test_c8_pair_is_roots_whatever_follows():
+    assert parse_level("C8/T1") == root_pair("C8", "T1")
+    assert parse_level("C7-8") == root_pair("C7", "C8")
+
+
+def test_c8_t1_radiculopathy_is_one_cervicothoracic_code(code):
+    codes, _, _ = code("Assessment: right C8/T1 radiculopathy on EMG.")
+    assert codes == {"M54.13"}

@@ -26,8 +26,12 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 from notecoder import codes as icd
+from notecoder import excludes
+from notecoder.excludes import Dropped
 from notecoder.extensions import SPANS_KEY, doc_text
 from notecoder.flags import compute_flags
+from notecoder.levels import VERTEBRAE, root_region
+from notecoder.linker import is_precise
 from notecoder.regions import REGIONS
 from notecoder.rulefile import RuleFileComponent
 from notecoder.sections import DIAGNOSTIC_SECTIONS, section_of
@@ -45,6 +49,9 @@ class Candidate:
     evidence: list[Span]
     kind: str  # "condition" | "pain"
     confidence: float = 0.9
+    #: Does the family code a region? A site-unspecified code of one that does
+    #: asks for the level (REGION_UNSPECIFIED); M41.9 or M96.1 have no site to ask for.
+    site_coded: bool = False
 
     @property
     def family_m53_8(self) -> bool:
@@ -72,11 +79,13 @@ class Coder(RuleFileComponent):
     def set_rules(self, data: dict[str, Any]) -> None:
         self.rules = dict(data)
 
-    def code_table(self) -> dict[str, tuple[str, str | None]]:
+    def code_table(self, concepts: Iterable[str] = ()) -> dict[str, tuple[str, str | None]]:
         """Every code this coder can emit, with the concept and region that give it.
 
         Walks the same path as coding (families, region aliases, qualifiers), so
-        a test can check each one against the tabular list.
+        a test can check each one against the tabular list. ``concepts`` adds the
+        mention concepts the coder has no rule of its own for: the terminology
+        concepts ("icd:M40.20") of the entity patterns.
         """
         table: dict[str, tuple[str, str | None]] = {}
         qualifiers = [
@@ -86,7 +95,9 @@ class Coder(RuleFileComponent):
             for claudication in (False, True)
             for side in ("unset", "right", "left", None)
         ]
-        for concept, spec in self.rules["concepts"].items():
+        specs = dict(self.rules["concepts"])
+        specs.update({c: spec for c in concepts if c not in specs and (spec := self._spec(c))})
+        for concept, spec in specs.items():
             for region in (None, *REGIONS, "multiple"):
                 for code_region, family in self._families(concept, spec, region):
                     for q in qualifiers:
@@ -118,21 +129,55 @@ class Coder(RuleFileComponent):
             raise ValueError("notecoder_coder has no rules: call nlp.initialize() or load a model")
         mentions = list(doc.spans.get(self.spans_key, []))
         candidates, uncertain = self.code(doc, mentions, doc._.setting)
+        candidates, dropped = self._excludes1(candidates)
         doc._.codes = candidates
-        doc._.flags = compute_flags(doc, candidates, uncertain, mentions, self.rules)
+        doc._.flags = compute_flags(doc, candidates, uncertain, mentions, self.rules, dropped)
         return doc
+
+    def _excludes1(
+        self, candidates: list[Candidate]
+    ) -> tuple[list[Candidate], list[tuple[Candidate, Candidate, Dropped]]]:
+        """Drop the candidates a tabular Excludes1 note forbids beside another (section 2).
+
+        Two codes count as related (Guidelines I.A.12.a: unrelated conditions are
+        both coded) when they rest on the same mention or concern the same
+        region; a pain code concerns the regions it covers.
+        """
+        by_code = {c.code: c for c in candidates}
+
+        def regions(c: Candidate) -> set[str | None]:
+            if c.kind == "pain":
+                covers = self.rules["pain"].get(c.concept, {}).get("covers", [])
+                return set(REGIONS) if covers == "any" else set(covers)
+            return {c.region}
+
+        def related(a: str, b: str) -> bool:
+            ca, cb = by_code[a], by_code[b]
+            shared = {(s.start, s.end) for s in ca.evidence} & {
+                (s.start, s.end) for s in cb.evidence
+            }
+            return bool(shared or regions(ca) & regions(cb))
+
+        kept, dropped = excludes.resolve(list(by_code), related)
+        return [by_code[c] for c in kept], [(by_code[d.code], by_code[d.kept], d) for d in dropped]
 
     def code(
         self, doc: Doc, mentions: list[Span], setting: str
     ) -> tuple[list[Candidate], list[Span]]:
         """The candidates and the diagnoses left uncertain (for UNCERTAIN_DX)."""
         history = set(self.rules["history_sections"])
-        usable = [m for m in mentions if section_of(m) not in history and not _excluded(m)]
+        # Template technique text names no diagnosis (section 3); its levels still count.
+        technique = set(self.rules["non_diagnostic_sections"])
+        usable = [
+            m
+            for m in mentions
+            if section_of(m) not in history
+            and not (section_of(m) in technique and m.label_ in ("CONDITION", "PAIN"))
+            and not self._excluded(m)
+            and not self._non_spinal(m)
+        ]
         clinical = [m for m in usable if m.label_ in ("CONDITION", "PAIN") and self._coded(m)]
-        dx_mode = has_diagnostic_statement(doc)
-        scope = (
-            [m for m in clinical if section_of(m) in DIAGNOSTIC_SECTIONS] if dx_mode else clinical
-        )
+        scope = self._diagnostic_scope(doc, clinical)
 
         affirmed_concepts = {self._concept(m) for m in scope if not m._.is_uncertain}
         conditions: list[Span] = []
@@ -155,17 +200,92 @@ class Coder(RuleFileComponent):
                 m for m in usable if m.label_ == "PAIN" and self._concept(m) in self.rules["pain"]
             ]
         pains = [p for p in pains if not p._.is_uncertain]
-        return condition_codes + self._pain_codes(pains, condition_codes), uncertain
+        return condition_codes + self._pain_codes(pains, condition_codes, mentions), uncertain
+
+    def _diagnostic_scope(self, doc: Doc, clinical: list[Span]) -> list[Span]:
+        """The mentions of the diagnostic statement, by note type (coding-rules.md section 3).
+
+        Clinic, AI-scribe and radiology notes: their assessment, impression,
+        diagnosis and "Medical Reasoning" sections. Operative notes: the
+        postoperative diagnosis, or the preoperative one where the postoperative
+        says "Same" (names nothing); where that diagnosis is only a symptom, the
+        cause named in the indication or preoperative diagnosis. A note with no
+        diagnostic statement is coded from the whole text.
+        """
+        policy = self.rules["diagnostic_statement"]
+        present = {
+            section.category
+            for section in doc._.sections
+            if section.body_span[1] > section.body_span[0]
+        }
+        statement = set(policy["sections"]) & present
+        operative = policy["operative"]
+        by_section: dict[str | None, list[Span]] = {}
+        for m in clinical:
+            by_section.setdefault(section_of(m), []).append(m)
+        for primary, fallback in operative["same_as"].items():
+            if by_section.get(primary):  # else "Same": the fallback stays in the statement
+                statement.discard(fallback)
+        if not statement:
+            return clinical
+        scope = [m for m in clinical if section_of(m) in statement]
+        if scope and all(m.label_ == "PAIN" for m in scope):
+            causes = [
+                m
+                for m in clinical
+                if m.label_ == "CONDITION" and section_of(m) in operative["cause_sections"]
+            ]
+            scope.extend(causes)
+        return scope
+
+    def _excluded(self, span: Span) -> bool:
+        """Negated, a relative's, hypothetical, or historical and not carried into the present.
+
+        Section 3 (v3): "history of chronic low back pain, worse this week" and a
+        condition "since 2019, still" are current; a dated mention the sentence
+        does not bring forward stays historical.
+        """
+        if not _excluded(span):
+            return False
+        if span._.is_negated or span._.is_family or span._.is_hypothetical:
+            return True
+        sent = span.sent if span.doc.has_annotation("SENT_START") else span.doc[:]
+        window = span.doc[max(sent.start, span.start - 4) : min(sent.end, span.end + 4)]
+        return re.search(self.rules["present_cues"], window.text) is None
+
+    def _non_spinal(self, span: Span) -> bool:
+        """Pain the note places at a non-spinal site or puts down to a non-spinal cause."""
+        if span.label_ != "PAIN":
+            return False
+        rules = self.rules["non_spinal_pain"]
+        doc = span.doc
+        text = doc_text(doc)
+        sent = span.sent if doc.has_annotation("SENT_START") else doc[:]
+        after = text[span.end_char : sent.end_char]
+        if re.search(rules["site"], after):
+            return True
+        return bool(re.search(rules["cause"], _entry_text(span, rules["entry_sections"])))
 
     def _coded(self, span: Span) -> bool:
         concept = self._concept(span)
-        return concept in self.rules["concepts"] or concept in self.rules["pain"]
+        return self._spec(concept) is not None or concept in self.rules["pain"]
+
+    def _spec(self, concept: str) -> dict[str, Any] | None:
+        """The family rules of a concept; terminology concepts ("icd:M40.20") name their stem."""
+        spec = self.rules["concepts"].get(concept)
+        prefix = self.rules["terminology_prefix"]
+        if spec is None and concept.startswith(prefix):
+            return {"family": concept[len(prefix) :]}
+        return spec
 
     def _concept(self, span: Span) -> str:
         """The concept, with back pain of a known region made that region's pain."""
         concept = span._.concept or ""
         if concept == "back_pain" and span._.regions:
             return self.rules["back_pain_by_region"].get(span._.regions[0], concept)
+        if concept == "back_pain" and _sentence_matches(span, self.rules["leg_radiation"]):
+            # "Back pain radiating to the leg" is low back pain (section 2, v3).
+            return "low_back_pain"
         if concept == "discitis" and _sentence_mentions(span, self.rules["pyogenic_cues"]):
             return "discitis_pyogenic"
         return concept
@@ -178,7 +298,7 @@ class Coder(RuleFileComponent):
         for m in conditions:
             for region in self._regions(m, mentions):
                 by_key.setdefault((self._concept(m), region), []).append(m)
-        by_key = self._combine_radiculopathy(by_key, usable)
+        by_key = self._combine(by_key, usable)
         pain_detail = self._pain_detail(usable)
         claudication = any(self._concept(m) == "neurogenic_claudication" for m in usable)
         out: list[Candidate] = []
@@ -193,11 +313,13 @@ class Coder(RuleFileComponent):
             by_key = {k: v for k, v in by_key.items() if k[0] != concept}
             by_key[(concept, "multiple")] = spans
         for (concept, region), spans in by_key.items():
-            spec = self.rules["concepts"].get(concept) or {"family": concept}
+            spec = self._spec(concept) or {"family": concept}
             if spec.get("fracture"):
                 out.extend(self._fractures(doc, spec, region, spans))
                 continue
-            level = _cervical_level(spans)
+            if spec.get("collapse"):
+                out.extend(self._osteoporotic(doc, region, spans))
+            level = _cervical_level(spans) or _cervical_level(_sentence_levels(doc, spans))
             q = icd.Qualifiers(
                 level=level,
                 pain=pain_detail if spec.get("pain_split") else "unset",
@@ -216,6 +338,7 @@ class Coder(RuleFileComponent):
                         evidence=_unique(spans),
                         kind="condition",
                         confidence=_confidence(spans, region, doc._.setting),
+                        site_coded=not spec.get("no_region") and icd.has_regions(family),
                     )
                 )
         return _dedupe(out)
@@ -229,12 +352,15 @@ class Coder(RuleFileComponent):
         vertebral = any(w in text for w in ("vertebra", "compression", "burst", "wedge", "chance"))
         if region is None or not (vertebral or _vertebrae(spans)):
             return []
-        if not _trauma_documented(doc_text(doc), self.rules["trauma_cues"]):
+        if not _cue_documented(doc_text(doc), self.rules["trauma_cues"]):
             if "compression" not in text and "wedge" not in text:
                 return []
             collapsed = self.rules["concepts"]["collapsed_vertebra"]
             code = icd.resolve(collapsed["family"], region)
-            return [Candidate(code, "collapsed_vertebra", region, _unique(spans), "condition")]
+            return [
+                Candidate(code, "collapsed_vertebra", region, _unique(spans), "condition"),
+                *self._osteoporotic(doc, region, spans),
+            ]
         kind = next(
             (k for words, k in self.rules["fracture_kinds"].items() if words in text),
             "Unspecified",
@@ -262,6 +388,18 @@ class Coder(RuleFileComponent):
             )
         return out
 
+    def _osteoporotic(self, doc: Doc, region: str | None, spans: list[Span]) -> list[Candidate]:
+        """A collapsed vertebra with osteoporosis documented is also M80.08X- (section 2).
+
+        Both candidates are returned: the Excludes1 note at M48.5 then keeps the
+        osteoporotic fracture and says which code it dropped.
+        """
+        rule = self.rules["osteoporotic_collapse"]
+        if not _cue_documented(doc_text(doc), rule["cues"]):
+            return []
+        code = icd.resolve(rule["family"])
+        return [Candidate(code, "osteoporotic_collapse", region, _unique(spans), "condition")]
+
     def _families(
         self, concept: str, spec: dict[str, Any], region: str | None
     ) -> list[tuple[str | None, str]]:
@@ -286,22 +424,63 @@ class Coder(RuleFileComponent):
         return [(r, family) for r in regions]
 
     def _regions(self, span: Span, mentions: list[Span]) -> list[str | None]:
-        """The regions of a condition; fall back on the note when it names none."""
-        if span._.regions:
-            return list(span._.regions)
+        """The regions of a condition, with levels documented elsewhere where it has none.
+
+        Section 1 (v3): a condition of the diagnostic statement with no level of
+        its own takes the levels documented for it anywhere in the note (the same
+        condition in the findings or HPI, then the procedure performed); one named
+        only by a region word takes the levels of the same condition in that
+        region. Only where the note names no level or region for it is it site
+        unspecified; limb words are no region.
+        """
         concept = self._concept(span)
-        spec = self.rules["concepts"].get(concept, {})
-        if spec.get("no_region") or spec.get("injury"):
+        spec = self._spec(concept) or {}
+        own = list(span._.regions or [])
+        if own and any(is_precise(a) for a in span._.linked_levels or []):
+            return own
+        combining = concept in self.rules["combinations"]
+        if (spec.get("no_region") and not combining) or (spec.get("injury") and not own):
             # An injury's region is its own ("hip fracture" is not a spine fracture).
-            return [None]
+            return own or [None]
         same = [
             r
             for m in mentions
-            if self._concept(m) == concept and not m._.is_family and not m._.is_negated
+            if m is not span
+            and self._concept(m) == concept
+            and not m._.is_family
+            and not m._.is_negated
+            and any(is_precise(a) for a in m._.linked_levels or [])
+            for r in (m._.regions or [])
+        ]
+        if own:
+            # Each region word is refined by the levels of the same condition in it,
+            # else by those of the procedure performed.
+            # A junction word ("lumbosacral") is already as precise as a level.
+            compatible = self.rules["compatible_regions"]
+            junctions = self.rules["junction_neighbours"]
+            levels = same or self._procedure_regions(mentions, spec)
+            refined = [
+                r
+                for word in own
+                for r in [
+                    r
+                    for r in levels
+                    if r == word or (word not in junctions and r in compatible.get(word, []))
+                ]
+                or [word]
+            ]
+            return list(dict.fromkeys(refined))
+        same += [
+            r
+            for m in mentions
+            if m is not span and self._concept(m) == concept and not _excluded(m)
             for r in (m._.regions or [])
         ]
         if same:
             return list(dict.fromkeys(same))
+        procedure = self._procedure_regions(mentions, spec)
+        if procedure:
+            return procedure
         anchors = {
             a._.region
             for a in mentions
@@ -312,56 +491,125 @@ class Coder(RuleFileComponent):
         }
         return [anchors.pop()] if len(anchors) == 1 else [None]
 
-    def _combine_radiculopathy(
+    def _procedure_regions(self, mentions: list[Span], spec: dict[str, Any]) -> list[str]:
+        """Regions of the levels of the procedure performed; single levels as nerve
+        roots for a root condition ("L4, L5 and S1 transforaminal" -> lumbar, lumbosacral)."""
+        sections = set(self.rules["procedure_sections"])
+        regions: list[str] = []
+        for a in mentions:
+            if a.label_ != "SPINAL_LEVEL" or section_of(a) not in sections:
+                continue
+            levels = a._.levels or []
+            if spec.get("roots") and len(levels) == 1 and levels[0][0] in "CTLS":
+                regions.append(root_region(levels[0]))
+            elif a._.region:
+                regions.append(a._.region)
+        return list(dict.fromkeys(regions))
+
+    def _combine(
         self, by_key: dict[tuple[str, str | None], list[Span]], usable: list[Span]
     ) -> dict[tuple[str, str | None], list[Span]]:
-        """Radiculopathy (and sciatica) with a disc disorder or spondylosis of its region."""
+        """ICD-10-CM's "with" convention: radiculopathy or myelopathy with a disc disorder
+        or spondylosis of its region is one combination code (section 2).
+
+        The partner may be documented anywhere in the note; where partners share
+        the sentence of the condition ("herniation at C5-6 with myelopathy"), only
+        those combine. A partner that combines is not coded alone; a condition
+        with no partner keeps its own code (M54.1-, G95.9) unless it has none.
+        """
+        combinations = self.rules["combinations"]
         compatible = self.rules["compatible_regions"]
-        sciatica = [m for m in usable if self._concept(m) == "sciatica"]
-        radics = {k: v for k, v in by_key.items() if k[0] == "radiculopathy"}
-        partners = {
-            k: v
-            for k, v in by_key.items()
-            if self.rules["concepts"].get(k[0], {}).get("disc") or k[0] == "spondylosis"
-        }
         out = dict(by_key)
-        for (pconcept, pregion), pspans in partners.items():
-            is_disc = bool(self.rules["concepts"][pconcept].get("disc"))
-            matched = [
-                k
-                for k in radics
-                if k[1] == pregion or (k[1] and pregion in compatible.get(k[1], []))
-            ]
-            leg = (
-                sciatica
-                if is_disc
-                and pconcept != "disc_degeneration"
-                and pregion in ("lumbar", "lumbosacral")
-                else []
-            )
-            if not matched and not leg:
+        partners: dict[tuple[str, str | None], list[Span]] = {
+            k: v for k, v in by_key.items() if self._partner_kind(k[0])
+        }
+        for m in usable:
+            if (
+                m.label_ != "CONDITION"
+                or m._.is_uncertain
+                or not self._partner_kind(self._concept(m))
+            ):
                 continue
-            combined = "disc_with_radiculopathy" if is_disc else "spondylosis_with_radiculopathy"
-            spans = list(pspans) + [s for k in matched for s in radics[k]] + leg
-            out.pop((pconcept, pregion), None)
-            for k in matched:
+            for region in m._.regions or []:
+                key = (self._concept(m), region)
+                if key not in partners:
+                    partners[key] = [m]
+        sciatica = [m for m in usable if self._concept(m) == "sciatica"]
+        for key, spans in by_key.items():
+            rule = combinations.get(key[0])
+            if rule is None:
+                continue
+            region = key[1]
+            fits = [
+                k
+                for k in partners
+                if k[1] is not None
+                and (k[1] == region or (region and k[1] in compatible.get(region, [])))
+                and self._partner_kind(k[0]) in rule["with"]
+                and (k in by_key or rule["partners_from"] == "note")
+            ]
+            # A partner of the very region beats one of a neighbouring junction.
+            fits = [k for k in fits if k[1] == region] or fits
+            sentences = {_sentence_start(s) for s in spans}
+            close = [k for k in fits if any(_sentence_start(p) in sentences for p in partners[k])]
+            for k in close or fits:
+                combined = rule["with"][self._partner_kind(k[0])]
+                out.setdefault((combined, k[1]), []).extend([*partners[k], *spans])
                 out.pop(k, None)
-            out.setdefault((combined, pregion), []).extend(spans)
+            if close or fits or not rule["coded_alone"]:
+                out.pop(key, None)
+        for key, spans in list(out.items()):
+            # Sciatica with a lumbar disc displacement: the disc with radiculopathy.
+            spec = self._spec(key[0]) or {}
+            if (
+                sciatica
+                and spec.get("disc")
+                and key[0] != "disc_degeneration"
+                and key[1] in ("lumbar", "lumbosacral")
+            ):
+                out.pop(key)
+                out.setdefault(("disc_with_radiculopathy", key[1]), []).extend([*spans, *sciatica])
         return out
+
+    def _partner_kind(self, concept: str) -> str | None:
+        """ "disc" or "spondylosis" for the partners of the "with" combinations."""
+        spec = self._spec(concept) or {}
+        return spec.get("partner")
 
     def _pain_detail(self, usable: list[Span]) -> str | None:
         """The M51.36-/M51.37- split: back pain, leg pain, both or neither."""
         concepts = {self._concept(m) for m in usable if m.label_ in ("PAIN", "CONDITION")}
         back = bool(concepts & set(self.rules["back_pain_concepts"]))
         leg = bool(concepts & set(self.rules["leg_pain_concepts"])) or "radiculopathy" in concepts
+        leg = leg or any(
+            m._.concept == "back_pain" and _sentence_matches(m, self.rules["leg_radiation"])
+            for m in usable
+        )
         return "both" if back and leg else "back" if back else "leg" if leg else None
 
     # -- pain -------------------------------------------------------------------
-    def _pain_codes(self, pains: list[Span], conditions: list[Candidate]) -> list[Candidate]:
+    def _pain_codes(
+        self, pains: list[Span], conditions: list[Candidate], mentions: list[Span]
+    ) -> list[Candidate]:
+        """Pain codes, one per region (section 2, v3), less those integral to a condition."""
         rules = self.rules["pain"]
         by_concept: dict[str, list[Span]] = {}
         for p in pains:
             by_concept.setdefault(self._concept(p), []).append(p)
+        if "back_pain" in by_concept:
+            # Back pain NOS takes its region from the note's other back pain ("backbone
+            # pain" in the impression, "chronic low back pain" in the HPI).
+            borrows = set(self.rules["back_pain_borrows"])
+            regional = {
+                self._concept(m)
+                for m in mentions
+                if m.label_ == "PAIN"
+                and self._concept(m) in borrows
+                and not (m._.is_negated or m._.is_family)
+            }
+            if len(regional) == 1:
+                concept = regional.pop()
+                by_concept.setdefault(concept, []).extend(by_concept.pop("back_pain"))
         if "sciatica" in by_concept and by_concept.keys() & {"low_back_pain", "back_pain"}:
             spans = by_concept.pop("sciatica") + by_concept.pop("low_back_pain", [])
             spans += by_concept.pop("back_pain", [])
@@ -413,8 +661,8 @@ _NO_TRAUMA = re.compile(
 )
 
 
-def _trauma_documented(text: str, cues: list[str]) -> bool:
-    """Does the note document trauma (a cue not negated just before it)?"""
+def _cue_documented(text: str, cues: list[str]) -> bool:
+    """Does the note document one of the cues (trauma, osteoporosis), not negated just before?"""
     lowered = text.lower()
     for cue in cues:
         for match in re.finditer(rf"\b{re.escape(cue)}", lowered):
@@ -430,12 +678,42 @@ def _excluded(span: Span) -> bool:
 def _settled_later(span: Span, usable: list[Span], coder: Coder) -> bool:
     concept = coder._concept(span)
     return any(
-        m.start > span.end
+        m is not span
         and m.label_ == "CONDITION"
         and coder._concept(m) == concept
         and not m._.is_uncertain
         for m in usable
     )
+
+
+def _sentence_start(span: Span) -> int:
+    return span.sent.start if span.doc.has_annotation("SENT_START") else 0
+
+
+def _sentence_matches(span: Span, pattern: str) -> bool:
+    sent = span.sent if span.doc.has_annotation("SENT_START") else span.doc[:]
+    return re.search(pattern, sent.text) is not None
+
+
+#: A numbered list item ("2. Hypertension."): the next entry of an assessment.
+_LIST_ITEM = re.compile(r"\s*\(?\d{1,2}[.)]\s")
+
+
+def _entry_text(span: Span, sections: list[str]) -> str:
+    """The span's sentence and the rest of its assessment entry: the following
+    sentences up to the next numbered item or a section other than ``sections``
+    (an AI-scribe "1. Back pain." followed by its "Medical Reasoning:")."""
+    doc = span.doc
+    if not doc.has_annotation("SENT_START"):
+        return doc_text(doc)
+    first = span.sent
+    parts = [first.text]
+    allowed = {section_of(span), *sections}
+    for k, sent in enumerate(doc[first.end :].sents):
+        if k >= 8 or _LIST_ITEM.match(sent.text) or section_of(sent) not in allowed:
+            break
+        parts.append(sent.text)
+    return " ".join(parts)
 
 
 def _sentence_mentions(span: Span, cues: list[str]) -> bool:
@@ -449,13 +727,27 @@ def _family_side(region: str | None) -> str:
     )
 
 
+def _sentence_levels(doc: Doc, spans: list[Span]) -> list[Span]:
+    """The spinal levels of the sentences of these mentions, for a mention that has none
+    linked ("degenerative disk and joint disease at C5-C6")."""
+    sentences = {_sentence_start(s) for s in spans}
+    return [
+        a
+        for a in doc.spans.get(SPANS_KEY, [])
+        if a.label_ == "SPINAL_LEVEL" and _sentence_start(a) in sentences
+    ]
+
+
 def _cervical_level(spans: list[Span]) -> str | None:
-    for span in spans:
-        for anchor in span._.linked_levels or []:
-            levels = anchor._.levels or []
-            if len(levels) == 2 and all(v.startswith("C") for v in levels):
-                return f"{levels[0]}-{levels[1]}"
-    return None
+    """The most superior cervical disc level of the mentions (tabular note at M50)."""
+    found = [
+        (VERTEBRAE.index(levels[0]), f"{levels[0]}-{levels[1]}")
+        for span in spans
+        for anchor in (span._.linked_levels or [] if span.label_ != "SPINAL_LEVEL" else [span])
+        for levels in [anchor._.levels or []]
+        if len(levels) == 2 and all(v.startswith("C") for v in levels)
+    ]
+    return min(found)[1] if found else None
 
 
 def _side(spans: list[Span]) -> str | None:

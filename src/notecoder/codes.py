@@ -19,14 +19,16 @@ import simple_icd_10_cm as icd
 #: Region phrases of the tabular descriptions. Alternatives are tried leftmost
 #: first, so "mid-cervical region" wins over the "cervical region" inside it.
 _DESC_REGION = re.compile(
-    r"site unspecified|occipito-atlanto-axial region|head region|high cervical region"
-    r"|mid-cervical region|unspecified cervical region|at (C\d-C\d) level|cervicothoracic region"
+    r"site unspecified|unspecified sites in spine|occipito-atlanto-axial region|head region"
+    r"|high cervical region|mid-cervical region|unspecified cervical region|at (C\d-C\d) level"
+    r"|cervicothoracic region"
     r"|thoracolumbar region|lumbosacral region|sacral and sacrococcygeal region"
     r"|multiple sites in spine|cervical region|thoracic region|lumbar region|sacral region"
 )
 
 _PHRASE_REGION: dict[str, str | None] = {
     "site unspecified": None,
+    "unspecified sites in spine": None,
     "occipito-atlanto-axial region": "occipito-atlanto-axial",
     "head region": "head",
     "high cervical region": "cervical",
@@ -133,20 +135,31 @@ def _descend(code: str, q: Qualifiers) -> str:
 def _region_codes(family: str) -> tuple[tuple[str, str | None], ...]:
     """(code, region) for the region-level codes under a family stem."""
     out: list[tuple[str, str | None]] = []
-    stack = list(_children(family))
-    while stack:
-        code = stack.pop(0)
-        if len(code.replace(".", "")) == 7:
-            continue
-        match = _DESC_REGION.search(description(code))
-        if match and match.group(0) == "mid-cervical region":
-            out.append((code, "cervical"))
-            continue
-        if match:
-            out.append((code, "cervical" if match.group(1) else _PHRASE_REGION[match.group(0)]))
-        else:
-            stack.extend(_children(code))
+    level = list(_children(family))
+    while level and not out:
+        # A level that has region codes ends the walk: its other children are sibling
+        # conditions (M45.A beside the regions of M45), not more regions.
+        deeper: list[str] = []
+        for code in level:
+            if len(code.replace(".", "")) == 7:
+                continue
+            match = _DESC_REGION.search(description(code))
+            if match and match.group(0) == "mid-cervical region":
+                out.append((code, "cervical"))
+            elif match:
+                region = "cervical" if match.group(1) else _PHRASE_REGION[match.group(0)]
+                out.append((code, region))
+            else:
+                deeper.extend(_children(code))
+        level = deeper
     return tuple(out)
+
+
+def has_regions(family: str | dict[str, str]) -> bool:
+    """Does the family code the spinal region (a dict names one family per region)?"""
+    if isinstance(family, dict):
+        return True
+    return icd.is_valid_item(family) and bool(_region_codes(family))
 
 
 def resolve(family: str, region: str | None = None, q: Qualifiers | None = None) -> str:

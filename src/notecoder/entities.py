@@ -24,7 +24,7 @@ from spacy.pipeline import SpanRuler
 from spacy.tokens import Doc, Span
 from spacy.util import ensure_path, filter_spans
 
-from notecoder.extensions import SPANS_KEY
+from notecoder.extensions import REGION_WORDS_KEY, SPANS_KEY
 from notecoder.rulefile import RULES_DIR
 
 _ATTRS_FILE = "entity_attributes.json"
@@ -32,6 +32,11 @@ _ATTRS_FILE = "entity_attributes.json"
 #: Pattern ids ending so match a phrase ("pain at T12-L1") but mark only its first
 #: token ("pain"); the level or region word after it is linked like any other.
 _HEAD_ONLY = "_at"
+#: Pattern ids ending so are words that name a spine condition only in spinal
+#: context ("stenosis", "degenerative changes", "herniation"): the mention is kept
+#: only where its sentence names a level, a region or a spine word (aortic
+#: stenosis, degenerative changes of the knee and brain herniation are not ours).
+_ANCHORED = "_anchored"
 
 
 def _trim(span: Span) -> Span:
@@ -109,13 +114,50 @@ class EntityRuler(SpanRuler):
             spans.extend(filter_spans([s for s in matches if s.label_ == label]))
         defining = self._defining_short_forms(doc)
         spans = [s for s in spans if (s.start, s.end) not in defining]
+        spans = self._in_spinal_context(doc, spans)
+        spans = [s for s in spans if not self._normal_anatomy(s)]
         spans.extend(self._abbreviations(doc, spans))
         for span in spans:
-            span._.concept = span.id_ or None
+            span._.concept = span.id_.removesuffix(_ANCHORED) or None
             self._set_attributes(span)
         group = list(doc.spans.get(self.key, []))
         doc.spans[self.key] = sorted([*group, *spans], key=lambda s: (s.start, -s.end))
         return doc
+
+    def _in_spinal_context(self, doc: Doc, spans: list[Span]) -> list[Span]:
+        """Drop the context-dependent mentions whose sentence says nothing spinal."""
+        anchored = [s for s in spans if s.id_.endswith(_ANCHORED)]
+        if not anchored:
+            return spans
+        has_sents = doc.has_annotation("SENT_START")
+        # A level or region word inside another mention ("neck" of "neck pain") is that
+        # mention's: it puts "positive for arthritis and neck pain" in no spine.
+        taken = [(s.start, s.end) for s in spans if not s.id_.endswith(_ANCHORED)]
+        spinal = {
+            a.sent.start if has_sents else 0
+            for key in (self.key, REGION_WORDS_KEY)
+            for a in doc.spans.get(key, [])
+            if a.label_ in ("SPINAL_LEVEL", "REGION")
+            and not any(start <= a.start and a.end <= end for start, end in taken)
+        }
+        spine_word = self.attributes.spine_context
+        keep = []
+        for span in spans:
+            if span.id_.endswith(_ANCHORED):
+                sent = span.sent if has_sents else doc[:]
+                if sent.start not in spinal and not spine_word.search(sent.text):
+                    continue
+            keep.append(span)
+        return keep
+
+    def _normal_anatomy(self, span: Span) -> bool:
+        """A curve named as normal anatomy: "the natural lumbar lordosis", "lordosis is normal"."""
+        if span.label_ != "CONDITION":
+            return False
+        rules = self.attributes
+        before = span.doc[max(0, span.start - 6) : span.start].text + " "
+        after = span.doc[span.end : span.end + 4].text
+        return bool(rules.normal_anatomy.search(before) or rules.normal_anatomy_after.search(after))
 
     @staticmethod
     def _defining_short_forms(doc: Doc) -> set[tuple[int, int]]:
@@ -185,3 +227,6 @@ class AttributeRules:
         self.duration = re.compile(data.get("duration", r"(?!)"))
         self.side = re.compile(data.get("side", r"(?!)"))
         self.side_names: dict[str, str] = data.get("side_names", {})
+        self.spine_context = re.compile(data.get("spine_context", r"(?!)"))
+        self.normal_anatomy = re.compile(data.get("normal_anatomy", r"(?!)"))
+        self.normal_anatomy_after = re.compile(data.get("normal_anatomy_after", r"(?!)"))

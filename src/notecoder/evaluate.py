@@ -121,7 +121,8 @@ def match_names(gold: list[str], pred: list[str]) -> tuple[dict[str, list[str]],
     """Gold code/flag -> the predicted ones it matches (wildcards), and unmatched preds."""
     matched: dict[str, list[str]] = {}
     left = list(dict.fromkeys(pred))
-    for g in dict.fromkeys(gold):
+    # Exact codes first, so that "M54.*" listed before "M54.16" cannot take its match.
+    for g in sorted(dict.fromkeys(gold), key=lambda g: g.endswith("*")):
         if g.endswith("*"):
             hits = [p for p in left if p.startswith(g[:-1])]
         else:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from spacy.tokens import Doc, Span
 
 from notecoder.codes import excludes1
+from notecoder.excludes import Dropped
 from notecoder.linker import is_precise
 from notecoder.regions import REGION_PHRASE
 from notecoder.sections import section_of
@@ -35,6 +36,7 @@ CONFIDENCE = {
     "DISCITIS_EXCLUDES1": 0.95,
     "MORE_SPECIFIC_CODE": 0.9,
     "UNCERTAIN_DX": 0.85,
+    "EXCLUDES1": 0.9,
 }
 
 
@@ -59,6 +61,7 @@ def compute_flags(
     uncertain: list[Span],
     mentions: list[Span],
     rules: dict[str, Any],
+    dropped: list[tuple[Candidate, Candidate, Dropped]] = (),  # type: ignore[assignment]
 ) -> list[dict[str, Any]]:
     """All flags that apply to the note, in the spec's order."""
     flags: list[dict[str, Any]] = []
@@ -74,7 +77,7 @@ def compute_flags(
             )
         )
     for c in conditions:
-        if c.region is None and not rules["concepts"].get(c.concept, {}).get("no_region"):
+        if c.region is None and c.site_coded:
             flags.append(
                 _flag(
                     "REGION_UNSPECIFIED",
@@ -140,6 +143,18 @@ def compute_flags(
                     c.code,
                 )
             )
+    for lost, kept, why in dropped:
+        if rules["concepts"].get(kept.concept, {}).get("discitis"):
+            continue  # DISCITIS_EXCLUDES1 names this case
+        flags.append(
+            _flag(
+                "EXCLUDES1",
+                f"{lost.code} ({lost.evidence[0].text!r}) is not coded beside {kept.code}: "
+                f"{why.note_of} Excludes1 '{why.note}'.",
+                _unique_spans([*kept.evidence, *lost.evidence]),
+                lost.code,
+            )
+        )
     if uncertain:
         flags.append(
             _flag(
@@ -210,3 +225,10 @@ def _region_conflicts(conditions: list[Candidate], rules: dict[str, Any]) -> lis
                 )
                 break
     return out
+
+
+def _unique_spans(spans: list[Span]) -> list[Span]:
+    seen: dict[tuple[int, int], Span] = {}
+    for s in spans:
+        seen.setdefault((s.start_char, s.end_char), s)
+    return sorted(seen.values(), key=lambda s: s.start_char)

@@ -14,6 +14,45 @@ region, one that crosses a junction (C7-T1, T12-L1, L5-S1) is the junction; a
 single vertebra is its own region unless the sentence calls it junctional; a
 slip named by one vertebra is the segment below it; a nerve root named alone
 is the disc where that root is usually compressed.
+
+Version 3 of the rules (section 1, "(v3)") adds three readings, each decided here:
+
+- Run-together levels. Transcriptions glue the two vertebrae of a disc ("L45",
+  "L34", "C56", "L5S1", "C7T1", "T1112"). Only clear two-vertebra forms count:
+  adjacent vertebrae, written with a capital letter, where the digits are not a
+  vertebra already ("T12" is T12, never T1-T2). Such a form is a level only when
+  its sentence also has another level or a spine word (``spine_context_words``,
+  the region words): "facet injections at L34, L45, L5S1", "C56 disc
+  herniation". A lone "C56" is an ICD-10 or lab code far more often than a disc.
+  It then normalises exactly like "L4-L5".
+- Letters and numbers that are not levels. "T1"/"T2" next to an MRI word are
+  sequences: followed by one ("T2 signal", "T1 and T2-weighted", "T2/STIR
+  hyperintensity") or introduced by one ("sagittal T2", "hyperintense on T2").
+  Failing both, an MRI word elsewhere in the sentence (``sequence_window_words``)
+  still makes a lone T1/T2 a sequence, unless a level cue ("at", "of", "below")
+  introduces it: "increased signal in the cord at T2" keeps T2.
+  ``vertebra_exclusions`` (heart sounds, complement, thyroid, "T2 DM") now match
+  at word starts and also drop a pair whose both ends have them ("S1/S2
+  normal"). A vertebra right after a product name ("Crossfire T6", "model S3")
+  in a sentence with nothing spinal is a device, not a level. "PT"/"PTT" never
+  match: a level starts at a word start. "first dorsal interosseous" (a hand
+  muscle) is not T1 (``ordinal_not_followed_by``).
+- Nerve roots written with a slash. "C6/C7 radiculopathy" and "right C8/T1
+  radiculopathy" name two roots, not the range between two vertebrae: a slash
+  between two single adjacent roots, each written with its letter, followed by a
+  root word (radiculopathy, root, distribution, dermatome, denervation ...);
+  any pair with C8, which is a root and never a vertebra, is always read so.
+  Such a pair is one span whose levels run from the upper root's disc to the
+  lower root's by ``root_levels`` (C6/C7: C5..C7; C8/T1: C7-T1, where
+  ``root_levels`` puts the T1 root too). Its region is the junction when the two
+  roots lie on either side of one (C8/T1 cervicothoracic, T12/L1 thoracolumbar,
+  L5/S1 lumbosacral: "C8-T1 roots span the cervicothoracic junction", as the
+  independent coder read it, one M54.13 and not M54.13 plus M54.14), otherwise
+  each root's own region (C6/C7 cervical). "C5/6" and "L4/5", with the second
+  letter left out, stay discs, and so does "C6-C7 radiculopathy" (a hyphen
+  names a disc). An adjacent root in brackets is such a pair too ("S1 (L5)
+  radiculopathy": lumbosacral, the coder's M54.17). Roots listed before the root
+  word ("L5 and S1 radiculopathy") are each a root.
 """
 
 import re
@@ -130,10 +169,75 @@ def root_levels(root: str) -> Level:
     return Level(disc, region, (region,))
 
 
+#: Nerve roots in order: C8 leaves between C7 and T1 and has no vertebra of its own.
+ROOTS: tuple[str, ...] = (
+    *(f"C{i}" for i in range(1, 9)),
+    *(f"T{i}" for i in range(1, 13)),
+    *(f"L{i}" for i in range(1, 6)),
+    *(f"S{i}" for i in range(1, 6)),
+)
+_ROOT_INDEX = {r: i for i, r in enumerate(ROOTS)}
+#: The junction two adjacent roots of different letters lie on either side of.
+_JUNCTION_BELOW = {"C": "cervicothoracic", "T": "thoracolumbar", "L": "lumbosacral"}
+
+
+def root_pair(upper: str, lower: str) -> Level | None:
+    """Two adjacent roots named together ("C6/C7", "C8/T1 radiculopathy").
+
+    The levels run from the upper root's disc to the lower root's (C6/C7: C5..C7).
+    Roots on either side of a junction are that junction's region alone (C8/T1
+    cervicothoracic, L5/S1 lumbosacral), as a coder reads "C8/T1 radiculopathy":
+    one lesion at the cervicothoracic junction, not a cervicothoracic and a
+    thoracic one. Otherwise each root keeps its own region (C6/C7 cervical).
+    None when the two are not adjacent roots.
+    """
+    if upper not in _ROOT_INDEX or _ROOT_INDEX.get(lower) != _ROOT_INDEX[upper] + 1:
+        return None
+    levels = (root_levels(upper).levels[0], root_levels(lower).levels[-1])
+    if upper[0] != lower[0]:
+        regions: tuple[str, ...] = (_JUNCTION_BELOW[upper[0]],)
+    else:
+        regions = tuple(dict.fromkeys((root_region(upper), root_region(lower))))
+    return Level(levels, regions[0], regions)
+
+
+#: Where a sentence ends, for the context a level is judged in: a full stop that
+#: is not a decimal point ("1.2 ng/dL", but "at L45."), a semicolon, or a line break.
+_SENTENCE_END = re.compile(r"[;!?\n]|(?<!\d)\.|\.(?!\d)")
+
+_NEVER = "(?!)"
+#: The v3 keys of levels.json, as a rule file written before them reads: nothing
+#: is a sequence, a product or a run-together level (a saved pipeline still loads).
+_V3_DEFAULTS: dict[str, Any] = {
+    "ordinal_not_followed_by": [],
+    "sequence_vertebrae": [],
+    "sequence_names": [_NEVER],
+    "sequence_after": [_NEVER],
+    "sequence_signal_words": [_NEVER],
+    "sequence_window_words": [],
+    "level_cues_before": [_NEVER],
+    "sequence_before": [_NEVER],
+    "spine_context_words": [],
+    "run_together_exclusions": [],
+    "run_together_window": 0,
+    "model_name_before": _NEVER,
+}
+
+
+def _words_at_start(words: list[str], flags: int = re.I) -> re.Pattern[str]:
+    """Any of ``words`` (literal text) at the start of a word: "hyperintens" finds
+    "hyperintense", "dm" does not find "admitted"."""
+    if not words:
+        return re.compile(_NEVER)
+    alternatives = "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True))
+    return re.compile(rf"(?<![a-z])(?:{alternatives})", flags)
+
+
 class LevelPatterns:
     """The compiled patterns of levels.json."""
 
     def __init__(self, data: dict[str, Any]) -> None:
+        data = {**_V3_DEFAULTS, **data}
         self.data = data
         connectors = "|".join(
             re.escape(c) if not c.isalpha() else rf"\b{c}\b"
@@ -155,9 +259,12 @@ class LevelPatterns:
         ordinals = "|".join(sorted(data["ordinals"], key=len, reverse=True))
         regions = "|".join(data["ordinal_regions"])
         nouns = "|".join(sorted(data["ordinal_nouns"], key=len, reverse=True))
+        not_after = "|".join(map(re.escape, data["ordinal_not_followed_by"])) or _NEVER
         self.ordinal = re.compile(
             _starts(["the", *data["ordinals"]])
-            + rf"\b(?:the\s+)?(?P<ord>{ordinals})\s+(?P<reg>{regions})(?:\s+(?:{nouns}))?\b",
+            + rf"\b(?:the\s+)?(?P<ord>{ordinals})\s+(?P<reg>{regions})(?:\s+(?:{nouns}))?\b"
+            # "first dorsal interosseous" is a hand muscle, not T1.
+            + rf"(?!\s+(?:{not_after}))",
             re.I,
         )
         self.junction = re.compile(
@@ -175,15 +282,58 @@ class LevelPatterns:
             + r")(?![A-Za-z])",
             re.I,
         )
+        # The root word may follow a list of roots: "L5 and S1 radiculopathy",
+        # "S1 (L5) radiculopathy", "C6/C7 and C7/C8 radiculopathies".
         self.root_after = re.compile(
-            r"^\s*(?:(?:nerve\s+)?(?:" + "|".join(map(re.escape, data["root_words"])) + r"))\b",
+            r"^(?:\s*(?:,|&|/|\band\b|\bor\b)?\s*\(?\s*[CTLS]\d{1,2}\s*\)?)*\s*\)?\s*"
+            r"(?:(?:nerve\s+)?(?:" + "|".join(map(re.escape, data["root_words"])) + r"))\b",
             re.I,
         )
         self.slip = re.compile(
             r"\b(?:" + "|".join(map(re.escape, data["slip_words"])) + r")\b", re.I
         )
         self.on_range = re.compile(r"^\s+on\s+(?P<v>[CTLS]\d{1,2})\b", re.I)
+        self.paren_root = re.compile(r"\s*\(\s*(?P<v>[CTLS]\d{1,2})\s*\)")
         self.window = int(data["exclusion_window"])
+        self.exclusions = {
+            vertebra: _words_at_start(words)
+            for vertebra, words in data["vertebra_exclusions"].items()
+            if words
+        }
+        self._sequences(data)
+        # Two vertebrae run together ("L45", "T1112", "L5S1"): capitals only, and
+        # read by _run_together, which keeps adjacent pairs alone. The letter comes
+        # first (the look-behind after it) so that re scans for it quickly.
+        self.run_together = re.compile(
+            r"(?P<ra>[CTL])(?<![A-Za-z0-9.\-/].)"
+            r"(?:(?P<rb>\d{2,4})|(?P<rd>\d{1,2})(?P<re>[TLS])(?P<rf>\d))"
+            r"(?![A-Za-z0-9]|\.\d)"
+        )
+        self.run_together_window = int(data["run_together_window"])
+        self.run_together_exclusion = _words_at_start(data["run_together_exclusions"])
+        self.spine_context = _words_at_start([*data["spine_context_words"], *data["region_words"]])
+        self.model_before = re.compile(data["model_name_before"])
+
+    def _sequences(self, data: dict[str, Any]) -> None:
+        """MRI sequences: "T2 signal", "T1 and T2-weighted", "hyperintense on T2"."""
+        names = "|".join(data["sequence_names"])
+        joined = r"(?:,|/|&|\band\b|\bor\b)"
+        # "T1 and T2", "T1, T2 and STIR", "decreased T1 and increased T2": a chain of
+        # names, each of which may carry up to two words of its own.
+        chain = rf"\s*{joined}\s*(?:[a-z-]+\s+){{0,2}}?(?:{names})(?![A-Za-z0-9])"
+        after = "|".join(data["sequence_after"])
+        self.sequence_after = re.compile(rf"\*?(?:{chain})*[\s-]*(?:{after})(?![A-Za-z])", re.I)
+        before = "|".join(data["sequence_before"])
+        signal = "|".join(data["sequence_signal_words"])
+        back_chain = rf"(?:(?:{names})\s*{joined}\s*(?:[a-z-]+\s+){{0,2}}?)*"
+        self.sequence_before = re.compile(
+            rf"(?:\b(?:{before})|\b(?:{signal})\b[^.;\n]{{0,30}}?\bon)\s+(?:the\s+)?{back_chain}$",
+            re.I,
+        )
+        self.sequence_vertebrae = frozenset(data["sequence_vertebrae"])
+        self.sequence_window = _words_at_start(data["sequence_window_words"])
+        cues = "|".join(map(re.escape, data["level_cues_before"]))
+        self.level_cue_before = re.compile(rf"\b(?:{cues})\s+$", re.I)
 
 
 def parse_level(text: str, patterns: LevelPatterns | None = None) -> Level | None:
@@ -198,7 +348,13 @@ def parse_level(text: str, patterns: LevelPatterns | None = None) -> Level | Non
         vertebra = _ordinal_vertebra(match, patterns)
         return _level((vertebra,)) if vertebra else None
     match = patterns.level.fullmatch(text)
-    return _from_match(match) if match else None
+    level = _from_match(match) if match else None
+    if level:
+        return level
+    # A run-together level given alone is taken as a level: whoever passes it here
+    # says it is one (running text needs context, see LevelDetector._run_together_levels).
+    match = patterns.run_together.fullmatch(text)
+    return _run_together(match) if match else None
 
 
 def _ordinal_vertebra(match: re.Match[str], patterns: LevelPatterns) -> str | None:
@@ -216,11 +372,49 @@ def _from_match(match: re.Match[str]) -> Level | None:
         return root_levels(first) if first == "C8" else _level((first,))
     second_prefix = match.group("e") or match.group("g") or first[0]
     second = _vertebra(second_prefix, match.group("f") or match.group("h"))
-    if second is None or second == first or "C8" in (first, second):
+    if second is None or second == first:
         return None
+    if "C8" in (first, second):  # C8 is a root, never a vertebra: "C8/T1", "C7-8"
+        return root_pair(first, second)
     if _INDEX[second] < _INDEX[first]:
         return None  # "L5-4" or "C5-3" is not a level range
     return _level((first, second))
+
+
+def _slash_roots(match: re.Match[str]) -> tuple[str, str] | None:
+    """ "C6/C7", "L5/S1": two single vertebrae, each with its letter, joined by a
+    slash, that could be two adjacent roots. "C5/6" (one letter) is a disc."""
+    if match.group("conn") != "/" or not (match.group("e") or match.group("g")):
+        return None
+    first = _vertebra(
+        match.group("xa") or match.group("xc"), match.group("xb") or match.group("xd")
+    )
+    second = _vertebra(match.group("e") or match.group("g"), match.group("f") or match.group("h"))
+    if first is None or second is None:
+        return None
+    return (first, second) if root_pair(first, second) else None
+
+
+def _run_together(match: re.Match[str]) -> Level | None:
+    """ "L45" -> L4-L5, "T1112" -> T11-T12, "L5S1" -> L5-S1; None unless the two
+    are adjacent vertebrae and the digits are not one vertebra ("T12")."""
+    if match.group("re"):
+        first = _vertebra(match.group("ra"), match.group("rd"))
+        second = _vertebra(match.group("re"), match.group("rf"))
+        if first and second and first[0] != second[0] and next_below(first) == second:
+            return _level((first, second))
+        return None
+    letter, digits = match.group("ra"), match.group("rb")
+    if _vertebra(letter, digits) is not None:
+        return None
+    for cut in range(1, len(digits)):
+        upper, lower = digits[:cut], digits[cut:]
+        if lower.startswith("0"):
+            continue
+        first, second = _vertebra(letter, upper), _vertebra(letter, lower)
+        if first and second and next_below(first) == second:
+            return _level((first, second))
+    return None
 
 
 _PATTERNS: LevelPatterns | None = None
@@ -231,6 +425,19 @@ def _default_patterns() -> LevelPatterns:
     if _PATTERNS is None:
         _PATTERNS = LevelPatterns(srsly.read_json(RULES_DIR / _DATA_FILE))
     return _PATTERNS
+
+
+def _sentence(text: str, start: int, end: int, width: int) -> tuple[int, int]:
+    """The part of the sentence around ``text[start:end]`` within ``width``
+    characters either side."""
+    lo, hi = max(0, start - width), min(len(text), end + width)
+    last = None
+    for last in _SENTENCE_END.finditer(text, lo, start):  # noqa: B007
+        pass
+    if last is not None:
+        lo = last.end()
+    stop = _SENTENCE_END.search(text, end, hi)
+    return lo, stop.start() if stop else hi
 
 
 @Language.factory("notecoder_levels", default_config={"spans_key": SPANS_KEY})
@@ -297,19 +504,67 @@ class LevelDetector(RuleFileComponent):
             if vertebra:
                 out.append((match.start(), match.end(), _level((vertebra,))))
         reached = 0  # end of the last level, which "L5 on S1" may extend past its match
+        products: list[tuple[int, int, Level]] = []  # "Crossfire T6": kept in spinal context
         for match in p.level.finditer(text):
             level = _from_match(match)
             start, end = match.start(), match.end()
             if level is None or start < reached:
                 continue
-            if len(level.levels) == 1:
-                if self._excluded(text, start, end, level.levels[0]):
-                    continue
+            if self._excluded(text, start, end, level.levels):
+                continue
+            roots = _slash_roots(match)
+            if roots and p.root_after.match(text[end : end + 40]):
+                level = root_pair(*roots) or level
+            elif len(level.levels) == 1:
                 level, end = self._single(text, start, end, level)
+                if len(level.levels) == 1 and p.model_before.search(
+                    text[max(0, start - 40) : start]
+                ):
+                    reached = end
+                    products.append((start, end, level))
+                    continue
             reached = end
             out.append((start, end, level))
+        out.extend(self._in_context(text, out, products))
+        out.extend(self._run_together_levels(text, out))
         out.sort(key=lambda t: (t[0], -t[1]))
         return out
+
+    def _run_together_levels(
+        self, text: str, found: list[tuple[int, int, Level]]
+    ) -> list[tuple[int, int, Level]]:
+        """ "L45", "L5S1": levels only beside another level or a spine word (v3)."""
+        p = self.patterns
+        assert p is not None
+        candidates = [
+            (m.start(), m.end(), level)
+            for m in p.run_together.finditer(text)
+            if (level := _run_together(m)) is not None
+        ]
+        return self._in_context(text, found, candidates, exclude=p.run_together_exclusion)
+
+    def _in_context(
+        self,
+        text: str,
+        found: list[tuple[int, int, Level]],
+        candidates: list[tuple[int, int, Level]],
+        exclude: re.Pattern[str] | None = None,
+    ) -> list[tuple[int, int, Level]]:
+        """The candidates whose sentence has another level (found, or another
+        candidate) or a spine word, and none of ``exclude`` ("ICD code C56")."""
+        p = self.patterns
+        assert p is not None
+        kept = []
+        for start, end, level in candidates:
+            lo, hi = _sentence(text, start, end, p.run_together_window)
+            if exclude is not None and exclude.search(text, lo, hi):
+                continue
+            beside = any(lo <= a and b <= hi for a, b, _ in found) or any(
+                lo <= a and b <= hi and a != start for a, b, _ in candidates
+            )
+            if beside or p.spine_context.search(text, lo, hi):
+                kept.append((start, end, level))
+        return kept
 
     def _single(self, text: str, start: int, end: int, level: Level) -> tuple[Level, int]:
         """A single vertebra: a nerve root, a slip (segment below), or itself."""
@@ -329,19 +584,58 @@ class LevelDetector(RuleFileComponent):
             below = next_below(vertebra)
             if below:
                 return _level((vertebra, below)), end
+        # "S1 (L5) radiculopathy": an adjacent root in brackets makes a pair, read
+        # like "L5/S1 radiculopathy" (root_pair).
+        paren = p.paren_root.match(after)
+        if paren and p.root_after.match(after[paren.end() :]):
+            other = _vertebra(paren.group("v")[0], paren.group("v")[1:])
+            pair = other and (root_pair(vertebra, other) or root_pair(other, vertebra))
+            if pair:
+                return pair, end + paren.end()
         if p.root_after.match(after):
             return root_levels(vertebra), end
         return level, end
 
-    def _excluded(self, text: str, start: int, end: int, vertebra: str) -> bool:
-        """T1-weighted, S1/S2 heart sounds, C3/C4 complement, T3/T4 thyroid..."""
+    def _excluded(self, text: str, start: int, end: int, vertebrae: tuple[str, ...]) -> bool:
+        """T1-weighted, S1/S2 heart sounds, C3/C4 complement, T3/T4 thyroid...
+
+        A single vertebra, or a pair both of whose ends have exclusions ("S1/S2
+        normal", "T1/T2-weighted"); "L5/S1" or "S1-S2 fusion" stay levels. The
+        words count at word starts ("dm" is not in "admitted") within
+        ``exclusion_window`` characters outside the mention, across sentence ends:
+        a heart sound is often a sentence of its own under a heart heading
+        ("Regular rhythm. Normal S1 and S2."). MRI sequences have their own rules
+        (``_sequence``); a pair is a sequence only by its neighbouring words.
+        """
         p = self.patterns
         assert p is not None
-        words = p.data["vertebra_exclusions"].get(vertebra)
-        if not words:
+        if all(v in p.sequence_vertebrae for v in vertebrae) and self._sequence(
+            text, start, end, fallback=len(vertebrae) == 1
+        ):
+            return True
+        words = [p.exclusions.get(v) for v in vertebrae]
+        if not all(words):
             return False
-        window = text[max(0, start - p.window) : end + p.window].lower()
-        return any(w in window for w in words)
+        lo, hi = max(0, start - p.window), end + p.window
+        return any(w.search(text, lo, start) or w.search(text, end, hi) for w in words if w)
+
+    def _sequence(self, text: str, start: int, end: int, fallback: bool = True) -> bool:
+        """Is this "T1"/"T2" (or "T1/T2") an MRI sequence rather than a vertebra?"""
+        p = self.patterns
+        assert p is not None
+        if p.sequence_after.match(text, end, end + 80):
+            return True
+        before = text[max(0, start - 80) : start]
+        if p.sequence_before.search(before):
+            return True
+        if not fallback:
+            return False
+        # Fallback: an MRI word in the sentence ("On T2, the cord is hyperintense"),
+        # unless a level cue introduces the vertebra ("signal in the cord at T2").
+        lo, hi = _sentence(text, start, end, p.window)
+        return bool(
+            p.sequence_window.search(text, lo, hi) and not p.level_cue_before.search(before)
+        )
 
     @staticmethod
     def _junctional_vertebrae(doc: Doc, levels: list[Span]) -> None:

@@ -26,6 +26,7 @@ from notecoder import (  # noqa: F401
     linker,
     sections,
     sentences,
+    terminology,
     tokenizer,
 )
 

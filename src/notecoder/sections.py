@@ -1,6 +1,6 @@
 """Sections: clinic headings, SOAP (S:/O:/A:/P:) and radiology (FINDINGS/IMPRESSION).
 
-A subclass of medspaCy's ``Sectionizer`` that differs in three ways that the
+A subclass of medspaCy's ``Sectionizer`` that differs in four ways that the
 coder depends on:
 
 - its rules (pipelines/spine/section_rules.json) are loaded at ``initialize``
@@ -8,12 +8,19 @@ coder depends on:
   them (medspaCy #243, #192);
 - a heading counts only where a heading can stand: at the start of a line, after
   the comma MTSamples left for a line break, or after the end of a sentence, so
-  "assessment" or "plan:" in running prose is not a heading;
+  "assessment" or "plan:" in running prose is not a heading. A heading without
+  its colon ("DIAGNOSES,1. ...", "ASSESSMENT AND PLAN" on a line of its own)
+  counts only at a line start, in upper or title case, and only where a line
+  break follows it;
 - unlisted headings ("WORK STATUS:") open a section of category ``other``
   instead of being absorbed into the previous one (medspaCy #80), so the
-  assessment ends where the note's next heading begins.
+  assessment ends where the note's next heading begins;
+- a heading may name another category where an earlier section shows what kind
+  of note it is (``category_after``): "PROCEDURE:" after "PROCEDURE PERFORMED:"
+  is the operative narrative, not the procedure performed.
 """
 
+import re
 from bisect import bisect_right
 from typing import Any
 
@@ -22,16 +29,57 @@ from medspacy.section_detection.section import Section
 from spacy.language import Language
 from spacy.tokens import Doc, Span, Token
 
-from notecoder.extensions import SPANS_KEY
+from notecoder.extensions import SPANS_KEY, doc_text
 from notecoder.matching import LeanMatcher
 from notecoder.rulefile import RuleFileComponent
 
-#: Sections whose content is the diagnostic statement (coding-rules.md section 3).
-DIAGNOSTIC_SECTIONS = frozenset({"assessment_and_plan", "impression", "diagnoses"})
-#: Categories an unlisted heading takes from its last words ("INITIAL IMPRESSION").
-_SUFFIX_CATEGORIES = frozenset({"impression", "assessment_and_plan", "diagnoses", "findings"})
+#: Sections whose content is the diagnostic statement (coding-rules.md section 3, v3):
+#: the assessment, impression and diagnosis headings, an operative note's pre- and
+#: postoperative diagnoses and an AI-scribe entry's "Medical Reasoning:".
+DIAGNOSTIC_SECTIONS = frozenset(
+    {
+        "assessment_and_plan",
+        "impression",
+        "diagnoses",
+        "preoperative_diagnosis",
+        "postoperative_diagnosis",
+        "medical_reasoning",
+    }
+)
+#: Categories an unlisted heading takes from its last words ("INITIAL IMPRESSION",
+#: "VIDEO EEG DIAGNOSES", "BRIEF HISTORY AND INDICATION FOR OPERATION", "MALE
+#: PHYSICAL EXAMINATION"); not the history ones, as "HISTORY:" would make "LEGAL
+#: HISTORY" the present illness.
+_SUFFIX_CATEGORIES = frozenset(
+    {
+        "physical_exam",
+        "review_of_systems",
+        "impression",
+        "assessment_and_plan",
+        "diagnoses",
+        "preoperative_diagnosis",
+        "postoperative_diagnosis",
+        "differential_diagnosis",
+        "findings",
+        "indication",
+        "procedure",
+        "procedure_detail",
+        "plan",
+    }
+)
 #: Tokens after which a heading may start (besides a line break).
 _BEFORE_HEADING = {",", ".", ";", "!", "?"}
+#: A heading without a colon has at least this many letters: "MRI,CT" in a list or
+#: "PE" alone on a line is too short to be told from text.
+_BARE_MIN_LETTERS = 4
+#: What follows a heading without its colon: the end of its line, or the comma of a
+#: line break (MTSamples) and a numbered list ("DIAGNOSES,1. ...").
+_LINE_END = re.compile(r"[ \t]*+(?:\r?\n|\Z)")
+_NUMBERED_LIST = re.compile(r"[ \t]*+,[ \t,]*+\d{1,2}[.)]")
+#: What a heading's key leaves out: the colon, a plural "(ES)" and a number
+#: ("PREOPERATIVE DIAGNOSIS (ES):", "PROCEDURE #1:").
+_KEY_DROP = re.compile(r"\(e?s\)|#\s*\d+|:")
+_KEY_WORD = re.compile(r"[a-z0-9]+|[/&]")
 
 
 def section_of(item: Span | Token) -> str | None:
@@ -80,12 +128,10 @@ class NotecoderSectionizer(RuleFileComponent, Sectionizer):
         self._build(self.nlp, self.name, self._span_group_name)
         rules = [SectionRule.from_dict(d) for d in data["section_rules"]]
         self.add(rules)
-        tokenizer = self.nlp.tokenizer
-        self._listed = {
-            " ".join(t.lower_ for t in tokenizer(rule.literal.rstrip(":"))): rule
-            for rule in rules
-            if rule.pattern is None
-        }
+        self._listed = {}
+        for rule in rules:
+            if rule.pattern is None:
+                self._listed.setdefault(_heading_key(rule.literal), rule)
 
     def __call__(self, doc: Doc) -> Doc:
         """Sections as medspaCy's ``doc._.sections``, without its per-token writes.
@@ -99,9 +145,12 @@ class NotecoderSectionizer(RuleFileComponent, Sectionizer):
         matches = self.filter_start_lines(doc, self._Sectionizer__matcher(doc))
         starts = [start for _, start, _ in matches] + [len(doc)]
         sections = [] if starts[0] == 0 else [Section(None, 0, 0, 0, starts[0])]
+        seen: set[str] = set()
         for k, (match_id, start, end) in enumerate(matches):
             rule = self._rule_for(match_id)
-            sections.append(Section(rule.category, start, end, end, starts[k + 1], None, rule))
+            category = _category(rule, seen)
+            seen.add(category)
+            sections.append(Section(category, start, end, end, starts[k + 1], None, rule))
         doc._.sections = sections
         return doc
 
@@ -112,24 +161,59 @@ class NotecoderSectionizer(RuleFileComponent, Sectionizer):
 
         The matcher keeps one of two equally long matches, so an ``other`` match
         whose words are a listed heading is given back the listed heading's rule.
+        A match of a ``bare`` rule (a heading without its colon) stands only as
+        ``_bare_heading`` allows.
         """
         kept = []
         for match_id, start, end in matches:
+            rule = self._rule_for(match_id)
+            if (rule.metadata or {}).get("bare"):
+                bare_id = self._bare_heading(doc, start, end, match_id)
+                if bare_id is not None:
+                    kept.append((bare_id, start, end))
+                continue
             if not _heading_position(doc, start):
                 continue
-            rule = self._rule_for(match_id)
             if rule.category == "other":
-                listed = self._listed_heading([t.lower_ for t in doc[start : end - 1]])
+                listed = self._listed_heading(_heading_key(_text(doc, start, end)))
                 if listed:
                     match_id = self.nlp.vocab.strings.add(listed)
             kept.append((match_id, start, end))
         return kept
 
-    def _listed_heading(self, words: list[str]) -> str | None:
-        """The listed rule for these heading words: all of them ("FAMILY HISTORY"), or
-        a diagnostic heading they end with ("INITIAL IMPRESSION", "FINAL DIAGNOSIS")."""
-        if " ".join(words) in self._listed:
-            return self._listed[" ".join(words)]._rule_id
+    def _bare_heading(self, doc: Doc, start: int, end: int, match_id: int) -> int | None:
+        """The rule of a heading written without its colon, or None where it is text.
+
+        The rule's pattern has found capitalised words alone on a line or between
+        the commas of a line break. Without a colon only the words tell a heading
+        from a line of text ("LUMBAR STENOSIS" alone on a line of an upper-case
+        note), so: a listed heading ("ASSESSMENT AND PLAN", "Review of Systems")
+        counts in upper case, and in title case where its line ends or a numbered
+        list follows; an unlisted one ("DEVICE DATA,1. ...") counts, as ``other``,
+        only in upper case before a numbered list.
+        """
+        heading = _text(doc, start, end)
+        if sum(c.isalpha() for c in heading) < _BARE_MIN_LETTERS:
+            return None
+        text = doc_text(doc)
+        char_end = doc[end - 1].idx + len(doc[end - 1])
+        upper = not any(c.islower() for c in heading)
+        numbered = _NUMBERED_LIST.match(text, char_end) is not None
+        listed = self._listed_heading(_heading_key(heading))
+        if listed:
+            if upper or numbered or _LINE_END.match(text, char_end):
+                return self.nlp.vocab.strings.add(listed)
+            return None
+        return match_id if upper and numbered else None
+
+    def _listed_heading(self, key: str) -> str | None:
+        """The listed rule for a heading's key (``_heading_key``): all its words
+        ("FAMILY HISTORY"), or a diagnostic, indication, procedure or plan heading
+        they end with ("INITIAL IMPRESSION", "BRIEF HISTORY AND INDICATION FOR
+        OPERATION")."""
+        if key in self._listed:
+            return self._listed[key]._rule_id
+        words = key.split(" ")
         for k in range(1, len(words)):
             rule = self._listed.get(" ".join(words[k:]))
             if rule and rule.category in _SUFFIX_CATEGORIES:
@@ -138,6 +222,31 @@ class NotecoderSectionizer(RuleFileComponent, Sectionizer):
 
     def _rule_for(self, match_id: int) -> SectionRule:
         return self._Sectionizer__matcher.rule_map[self.nlp.vocab.strings[match_id]]
+
+
+def _text(doc: Doc, start: int, end: int) -> str:
+    """The text of tokens ``start:end`` (without a Span, which the matcher loop
+    would build for every heading)."""
+    last = doc[end - 1]
+    return doc_text(doc)[doc[start].idx : last.idx + len(last)]
+
+
+def _heading_key(heading: str) -> str:
+    """A heading as the listed headings are looked up: lower case, its words and
+    slashes only ("IMPRESSION / PLAN:" and "impression/plan:" are "impression /
+    plan", "PRE-OP DX" is "pre op dx"), without a plural "(ES)" or a "#1"."""
+    return " ".join(_KEY_WORD.findall(_KEY_DROP.sub(" ", heading.lower())))
+
+
+def _category(rule: SectionRule, seen: set[str]) -> str:
+    """The rule's category, or the one its ``category_after`` names for the first
+    earlier category seen ("PROCEDURE:" after a ``procedure`` section is the
+    narrative, ``procedure_detail``)."""
+    after = (rule.metadata or {}).get("category_after") or {}
+    for earlier, category in after.items():
+        if earlier in seen:
+            return category
+    return rule.category
 
 
 def _heading_position(doc: Doc, start: int) -> bool:

@@ -4,7 +4,10 @@ The MTSamples transcriptions (and other scraped or exported notes) have commas
 where line breaks were: "at L4-5.,IMPRESSION:,  Stenosis". spaCy keeps
 "5.,IMPRESSION" as one token, which hides both the level and the heading; here
 a comma glued to a following letter, and a period glued to such a comma, are
-split off.
+split off. So is a comma between a letter and a digit: "DIAGNOSES,1. Stenosis"
+is a heading without its colon, a line break and a numbered list, and the
+sectionizer can only see the heading as a token of its own. A comma between two
+digits stays: "1,000" is a number and "C5,6" a pair of levels.
 """
 
 import spacy
@@ -14,6 +17,7 @@ from spacy.util import compile_infix_regex, compile_prefix_regex
 
 _EXTRA_INFIXES = (
     r",(?=[A-Za-z])",  # "male.,EXAM" -> ",", "EXAM"
+    r"(?<=[A-Za-z]),(?=\d)",  # "DIAGNOSES,1." -> "DIAGNOSES", ",", "1."
     r"(?<=[.:;]),(?=\S)",  # "IMPRESSION:,1." -> ":", ",", "1."
     r"(?<=[A-Za-z0-9])\.(?=,)",  # "intact.," -> "intact", "."
     r"(?<=[A-Za-z]):(?=,)",  # "IMPRESSION:," -> "IMPRESSION", ":"

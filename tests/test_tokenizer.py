@@ -1,0 +1,49 @@
+"""The tokenizer: the commas that stood for line breaks, and the ones that did not."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import blank_pipeline
+
+
+@pytest.fixture(scope="module")
+def tok_nlp():
+    return blank_pipeline()
+
+
+def tokens(nlp, text):
+    return [t.text for t in nlp(text) if not t.is_space]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # A heading without its colon, a line break and a numbered list.
+        ("DIAGNOSES,1. Stenosis", ["DIAGNOSES", ",", "1", ".", "Stenosis"]),
+        ("Diagnoses,2) Spondylosis", ["Diagnoses", ",", "2", ")", "Spondylosis"]),
+        ("REVIEW OF SYSTEMS,10 systems", ["REVIEW", "OF", "SYSTEMS", ",", "10", "systems"]),
+        # The commas that were already split off.
+        (
+            "at L4-5.,IMPRESSION:,  Stenosis",
+            ["at", "L4", "-", "5", ".", ",", "IMPRESSION", ":", ",", "Stenosis"],
+        ),
+        ("male.,EXAM: normal", ["male", ".", ",", "EXAM", ":", "normal"]),
+    ],
+)
+def test_line_break_commas_are_split(tok_nlp, text, expected):
+    assert tokens(tok_nlp, text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "kept"),
+    [
+        ("Tylenol 1,000 mg daily", "1,000"),
+        ("a dose of 1,500,000 units", "1,500,000"),
+        ("fusion at C5,6 and C6,7", "C5,6"),
+        ("fusion at C5,6 and C6,7", "C6,7"),
+        ("vitamin B12,5 mg", "B12,5"),
+    ],
+)
+def test_numbers_and_levels_keep_their_comma(tok_nlp, text, kept):
+    assert kept in tokens(tok_nlp, text)
