@@ -179,19 +179,20 @@ class Coder(RuleFileComponent):
         clinical = [m for m in usable if m.label_ in ("CONDITION", "PAIN") and self._coded(m)]
         scope = self._diagnostic_scope(doc, clinical)
 
-        affirmed_concepts = {self._concept(m) for m in scope if not m._.is_uncertain}
         conditions: list[Span] = []
         uncertain: list[Span] = []
         for m in scope:
             if m.label_ != "CONDITION" and self._concept(m) not in self.rules["concepts"]:
                 continue
-            settled = self._concept(m) in affirmed_concepts or _settled_later(m, usable, self)
-            if not m._.is_uncertain or settled:
+            if not m._.is_uncertain or _settled(m, usable, self):
                 conditions.append(m)
+            elif _ruled_out(m, mentions, self):
+                continue
             else:
                 uncertain.append(m)
                 if setting == "inpatient":
                     conditions.append(m)
+        uncertain += self._uncertain_indications(doc, clinical, scope, usable, mentions)
         condition_codes = self._condition_codes(doc, conditions, mentions, usable)
         pains = [m for m in scope if m.label_ == "PAIN" and self._concept(m) in self.rules["pain"]]
         if uncertain and setting != "inpatient" and not [p for p in pains if not p._.is_uncertain]:
@@ -237,6 +238,31 @@ class Coder(RuleFileComponent):
             ]
             scope.extend(causes)
         return scope
+
+    def _uncertain_indications(
+        self,
+        doc: Doc,
+        clinical: list[Span],
+        scope: list[Span],
+        usable: list[Span],
+        mentions: list[Span],
+    ) -> list[Span]:
+        """An operative note's indication left uncertain ("exam consistent with
+        radiculopathy") and never settled: a diagnosis that stays uncertain (UNCERTAIN_DX)."""
+        operative = self.rules["diagnostic_statement"]["operative"]
+        if not any(s.category in operative["same_as"] for s in doc._.sections):
+            return []
+        sections = set(operative["uncertain_sections"])
+        return [
+            m
+            for m in clinical
+            if m.label_ == "CONDITION"
+            and m not in scope
+            and section_of(m) in sections
+            and m._.is_uncertain
+            and not _settled(m, usable, self)
+            and not _ruled_out(m, mentions, self)
+        ]
 
     def _excluded(self, span: Span) -> bool:
         """Negated, a relative's, hypothetical, or historical and not carried into the present.
@@ -298,7 +324,7 @@ class Coder(RuleFileComponent):
         for m in conditions:
             for region in self._regions(m, mentions):
                 by_key.setdefault((self._concept(m), region), []).append(m)
-        by_key = self._combine(by_key, usable)
+        by_key = self._combine(by_key, usable, mentions)
         pain_detail = self._pain_detail(usable)
         claudication = any(self._concept(m) == "neurogenic_claudication" for m in usable)
         out: list[Candidate] = []
@@ -470,6 +496,14 @@ class Coder(RuleFileComponent):
                 or [word]
             ]
             return list(dict.fromkeys(refined))
+        # The levels of its own sentence ("at L4-L5 ... by a disc protrusion").
+        sentence = [
+            a._.region
+            for a in _sentence_levels(span.doc, [span])
+            if a._.region and not a._.is_family
+        ]
+        if sentence:
+            return list(dict.fromkeys(sentence))
         same += [
             r
             for m in mentions
@@ -507,7 +541,10 @@ class Coder(RuleFileComponent):
         return list(dict.fromkeys(regions))
 
     def _combine(
-        self, by_key: dict[tuple[str, str | None], list[Span]], usable: list[Span]
+        self,
+        by_key: dict[tuple[str, str | None], list[Span]],
+        usable: list[Span],
+        mentions: list[Span],
     ) -> dict[tuple[str, str | None], list[Span]]:
         """ICD-10-CM's "with" convention: radiculopathy or myelopathy with a disc disorder
         or spondylosis of its region is one combination code (section 2).
@@ -535,9 +572,15 @@ class Coder(RuleFileComponent):
                 if key not in partners:
                     partners[key] = [m]
         sciatica = [m for m in usable if self._concept(m) == "sciatica"]
+        hedged = {self._concept(m) for m in mentions if m._.is_uncertain or m._.is_negated}
         for key, spans in by_key.items():
             rule = combinations.get(key[0])
             if rule is None:
+                continue
+            if rule.get("unless_hedged") in hedged:
+                # "Cord compression" is not read as myelopathy where the note itself
+                # calls the myelopathy uncertain or absent.
+                out.pop(key, None)
                 continue
             region = key[1]
             fits = [
@@ -675,7 +718,9 @@ def _excluded(span: Span) -> bool:
     return any(getattr(span._, attr, False) for attr in EXCLUDING_ATTRS)
 
 
-def _settled_later(span: Span, usable: list[Span], coder: Coder) -> bool:
+def _settled(span: Span, usable: list[Span], coder: Coder) -> bool:
+    """Is the concept documented as established elsewhere in the note (a differential
+    the note settles, "consistent with" a herniation the MRI shows)?"""
     concept = coder._concept(span)
     return any(
         m is not span
@@ -683,6 +728,15 @@ def _settled_later(span: Span, usable: list[Span], coder: Coder) -> bool:
         and coder._concept(m) == concept
         and not m._.is_uncertain
         for m in usable
+    )
+
+
+def _ruled_out(span: Span, mentions: list[Span], coder: Coder) -> bool:
+    """Does the note later negate the concept ("probable instability" ... "no evidence
+    of instability")? A differential settled that way is neither coded nor uncertain."""
+    concept = coder._concept(span)
+    return any(
+        m.start > span.end and m._.is_negated and coder._concept(m) == concept for m in mentions
     )
 
 

@@ -67,8 +67,9 @@ _SUFFIX_CATEGORIES = frozenset(
         "plan",
     }
 )
-#: Tokens after which a heading may start (besides a line break).
-_BEFORE_HEADING = {",", ".", ";", "!", "?"}
+#: Tokens after which a heading may start (besides a line break): sentence ends, the
+#: comma of a line break, and the bullets AI scribes put before "Medical Reasoning:".
+_BEFORE_HEADING = {",", ".", ";", "!", "?", "•", "·", "▪", "◦", "*"}
 #: A heading without a colon has at least this many letters: "MRI,CT" in a list or
 #: "PE" alone on a line is too short to be told from text.
 _BARE_MIN_LETTERS = 4
