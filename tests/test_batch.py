@@ -184,7 +184,7 @@ def test_note_nlp_out_and_into_sqlite(tmp_path):
         "term_modifiers",
     } <= set(rows.columns)
     coded = rows[rows["icd10cm_code"] == "M46.45"].iloc[0]
-    assert coded["lexical_variant"] == "discitis" and coded["term_exists"] == "Y"
+    assert coded["lexical_variant"] == "discitis at T12-L1" and coded["term_exists"] == "Y"
     negated = rows[rows["snippet"] == "spinal stenosis"].iloc[0]
     assert negated["term_exists"] == "N" and "negated" in negated["term_modifiers"]
     for _ in range(2):  # written twice: replaced, not duplicated

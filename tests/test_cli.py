@@ -20,7 +20,7 @@ def test_suggest_text_format_on_sample(nlp, monkeypatch, capsys):
     assert "M53.85" in out
     assert "Other specified dorsopathies, thoracolumbar region" in out
     assert "Documentation-gap flags: none" in out
-    assert "[Thoracolumbar junction syndrome]" in out  # evidence quoted in context
+    assert "[Thoracolumbar junction syndrome at T12-L1]" in out  # evidence quoted in context
 
 
 def test_suggest_text_format_shows_flags_and_context(nlp, monkeypatch, capsys, tmp_path):

@@ -18,7 +18,7 @@ def test_sample_note_gives_m53_85_without_flags(code):
     (m53,) = result["codes"]
     assert m53["description"] == "Other specified dorsopathies, thoracolumbar region"
     texts = {e["text"] for e in m53["evidence"]}
-    assert "Thoracolumbar junction syndrome" in texts
+    assert "Thoracolumbar junction syndrome at T12-L1" in texts
     assert {e["section"] for e in m53["evidence"]} == {"assessment_and_plan"}
 
 

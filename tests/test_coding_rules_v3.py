@@ -61,6 +61,7 @@ Medical Treatment: MRI of the cervical spine.
         # Words that are spinal only in spinal context.
         ("IMPRESSION: Degenerative changes of the right knee.", set()),
         ("IMPRESSION: Mild aortic stenosis.", set()),
+        ("ASSESSMENT: Degenerative disk disease of the right hip.", set()),
         # Myelopathy and its "with" combinations.
         ("ASSESSMENT: Cervical spondylotic myelopathy at C5-6.", {"M47.12"}),
         ("ASSESSMENT: Herniated disc at C5-C6 with myelopathy.", {"M50.022"}),
@@ -75,6 +76,13 @@ Medical Treatment: MRI of the cervical spine.
         ("ASSESSMENT: Central cord syndrome after a fall.", {"S14.129A"}),
         # M50: one code at the most superior level (section 1).
         ("ASSESSMENT: Disc herniations at C4-5, C5-6 and C6-7.", {"M50.221"}),
+        # A level leads into its mention; levels further on belong to something else.
+        (
+            "DIAGNOSIS: L3 compression fracture adjacent to a fusion from T11 through L2.",
+            {"M48.56XA"},
+        ),
+        # Coordinated conditions share their levels.
+        ("DIAGNOSIS: Spondylolisthesis and stenosis at L4-5.", {"M43.16", "M48.061"}),
         # Pain in two regions; back pain radiating to the leg is low back pain.
         ("ASSESSMENT: Neck and low back pain.", {"M54.2", "M54.50"}),
         ("ASSESSMENT: Neck and back pain.", {"M54.2", "M54.9"}),
@@ -183,3 +191,11 @@ def test_scoliosis_has_no_site_to_ask_for(code):
     codes, flags, _ = code("PREOPERATIVE DIAGNOSIS: Severe scoliosis.")
     assert codes == {"M41.9"}
     assert "REGION_UNSPECIFIED" not in flags
+
+
+def test_evidence_is_the_whole_diagnostic_phrase(code):
+    _, _, result = code("IMPRESSION: Severe foraminal narrowing at L4-5 and L5-S1.")
+    texts = {e["text"] for c in result["codes"] for e in c["evidence"]}
+    assert texts == {"Severe foraminal narrowing at L4-5 and L5-S1"}
+    (evidence,) = result["codes"][0]["evidence"]
+    assert evidence["mention"]["end"] - evidence["mention"]["start"] == len("foraminal narrowing")

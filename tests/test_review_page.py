@@ -113,7 +113,7 @@ def test_pasted_note_shows_code_description_and_highlighted_evidence(page, base_
     (evidence,) = notecoder.suggest(TEXT, nlp=nlp)["codes"][0]["evidence"]
     condition = page.locator(f"#ent-{evidence['start']}-{evidence['end']}")
     assert condition.get_attribute("data-label") == "CONDITION"
-    assert mention_text(condition) == "Thoracolumbar junction syndrome"
+    assert mention_text(condition) == "Thoracolumbar junction syndrome at T12-L1"
     assert page.locator("#legend input[type=checkbox]").count() == 5
     # "No leg symptoms": negated, struck through
     negated = page.locator("#note-view mark.negated", has_text="leg symptoms").first

@@ -200,9 +200,9 @@ def test_fhir_bundle_for_the_sample_validates_and_carries_m53_85(client):
     parts = {
         p["url"]: next(v for k, v in p.items() if k.startswith("value")) for p in span["extension"]
     }
-    assert TEXT[parts["start"] : parts["end"]] == parts["text"] == "Thoracolumbar junction syndrome"
+    assert TEXT[parts["start"] : parts["end"]] == parts["text"] == "Thoracolumbar junction syndrome at T12-L1"
     assert parts["label"] == "CONDITION" and parts["section"] == "assessment_and_plan"
-    assert evidence["detail"] == [{"display": "Thoracolumbar junction syndrome"}]
+    assert evidence["detail"] == [{"display": "Thoracolumbar junction syndrome at T12-L1"}]
 
 
 def test_fhir_flags_are_detected_issues_and_condition_notes(client):

@@ -496,14 +496,9 @@ class Coder(RuleFileComponent):
                 or [word]
             ]
             return list(dict.fromkeys(refined))
-        # The levels of its own sentence ("at L4-L5 ... by a disc protrusion").
-        sentence = [
-            a._.region
-            for a in _sentence_levels(span.doc, [span])
-            if a._.region and not a._.is_family
-        ]
+        sentence = _sentence_regions(span, mentions)
         if sentence:
-            return list(dict.fromkeys(sentence))
+            return sentence
         same += [
             r
             for m in mentions
@@ -778,6 +773,43 @@ def _sentence_mentions(span: Span, cues: list[str]) -> bool:
 def _family_side(region: str | None) -> str:
     return {"occipito-atlanto-axial": "cervical", "cervicothoracic": "cervical"}.get(
         region or "", "default"
+    )
+
+
+#: Words that coordinate two conditions sharing their levels ("spondylolisthesis and
+#: stenosis at L4-5").
+_COORDINATION = {"and", "or", ",", "/", "&", "with"}
+
+
+def _sentence_regions(span: Span, mentions: list[Span]) -> list[str]:
+    """Regions for a mention with none of its own, from its sentence: those of the
+    condition it is coordinated with ("spondylolisthesis and stenosis at L4-5 and
+    L5-S1"), else those of the sentence's levels ("at L4-L5 ... impingement by a
+    disc protrusion")."""
+    doc = span.doc
+    same = sorted(
+        (
+            m
+            for m in mentions
+            if m.label_ == span.label_ and _sentence_start(m) == _sentence_start(span)
+        ),
+        key=lambda m: m.start,
+    )
+    following = [m for m in same if m.start >= span.end]
+    if following and all(t.lower_ in _COORDINATION for t in doc[span.end : following[0].start]):
+        regions = [
+            r
+            for a in following[0]._.linked_levels or []
+            if is_precise(a)
+            for r in a._.regions or [a._.region]
+            if r
+        ]
+        if regions:
+            return list(dict.fromkeys(regions))
+    return list(
+        dict.fromkeys(
+            a._.region for a in _sentence_levels(doc, [span]) if a._.region and not a._.is_family
+        )
     )
 
 

@@ -115,7 +115,7 @@ class EntityRuler(SpanRuler):
         defining = self._defining_short_forms(doc)
         spans = [s for s in spans if (s.start, s.end) not in defining]
         spans = self._in_spinal_context(doc, spans)
-        spans = [s for s in spans if not self._normal_anatomy(s)]
+        spans = [s for s in spans if not self._not_spinal(s)]
         spans.extend(self._abbreviations(doc, spans))
         for span in spans:
             span._.concept = span.id_.removesuffix(_ANCHORED) or None
@@ -150,14 +150,20 @@ class EntityRuler(SpanRuler):
             keep.append(span)
         return keep
 
-    def _normal_anatomy(self, span: Span) -> bool:
-        """A curve named as normal anatomy: "the natural lumbar lordosis", "lordosis is normal"."""
+    def _not_spinal(self, span: Span) -> bool:
+        """Not a spine condition: a curve named as normal anatomy ("the natural lumbar
+        lordosis", "lordosis is normal") or a condition of a limb joint ("degenerative
+        disk disease of the right hip")."""
         if span.label_ != "CONDITION":
             return False
         rules = self.attributes
         before = span.doc[max(0, span.start - 6) : span.start].text + " "
-        after = span.doc[span.end : span.end + 4].text
-        return bool(rules.normal_anatomy.search(before) or rules.normal_anatomy_after.search(after))
+        after = span.doc[span.end : span.end + 6].text
+        return bool(
+            rules.normal_anatomy.search(before)
+            or rules.normal_anatomy_after.search(after)
+            or rules.non_spinal_site_after.search(after)
+        )
 
     @staticmethod
     def _defining_short_forms(doc: Doc) -> set[tuple[int, int]]:
@@ -230,3 +236,4 @@ class AttributeRules:
         self.spine_context = re.compile(data.get("spine_context", r"(?!)"))
         self.normal_anatomy = re.compile(data.get("normal_anatomy", r"(?!)"))
         self.normal_anatomy_after = re.compile(data.get("normal_anatomy_after", r"(?!)"))
+        self.non_spinal_site_after = re.compile(data.get("non_spinal_site_after", r"(?!)"))

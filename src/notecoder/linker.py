@@ -56,6 +56,7 @@ class Linker:
     @staticmethod
     def _link(group: list[Span], anchors: list[Span], others: list[Span]) -> None:
         linked: dict[int, list[Span]] = {i: [] for i in range(len(group))}
+        led: set[int] = set()  # mentions a level leads into ("L3 compression fracture")
         for anchor in sorted(anchors, key=lambda a: a.start):
             inside = [
                 i for i, m in enumerate(group) if m.start <= anchor.start and anchor.end <= m.end
@@ -70,6 +71,12 @@ class Linker:
             right_after = [i for i, m in enumerate(group) if _leads_into(anchor, m)]
             before = [i for i, m in enumerate(group) if m.end <= anchor.start]
             target = right_after[0] if right_after else before[-1] if before else 0
+            if right_after:
+                led.add(target)
+            elif target in led and not _follows(group[target], anchor, linked[target]):
+                # A mention with its own level does not take a level further on
+                # ("L3 compression fracture adjacent to a fusion from T11 through L2").
+                continue
             linked[target].append(anchor)
         for i, mention in enumerate(group):
             anchors_of = linked[i]
@@ -98,6 +105,18 @@ _BETWEEN = {
     "acute",
     "-",
 }
+
+
+#: Words that may join a mention to the level after it ("fracture of L1", "at L4-5 and L5-S1").
+_AFTER = {"at", "of", "the", "and", ",", "-", "to", "through", "from", "level", "levels"}
+
+
+def _follows(mention: Span, anchor: Span, linked: list[Span]) -> bool:
+    """A level written right after a mention, or after its other levels ("at L4-5 and L5-S1")."""
+    between = mention.doc[mention.end : anchor.start]
+    return len(between) <= 6 and all(
+        t.lower_ in _AFTER or any(a.start <= t.i < a.end for a in linked) for t in between
+    )
 
 
 def _leads_into(anchor: Span, mention: Span) -> bool:

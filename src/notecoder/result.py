@@ -25,14 +25,57 @@ def empty_result(note_id: str | None, error: str | None = None) -> dict[str, Any
     return {"note_id": note_id, "codes": [], "flags": [], "entities": [], "error": error}
 
 
+#: Words that belong to a diagnostic phrase before its condition ("left paracentral",
+#: "severe multilevel") or between it and its levels ("at", "of the", ", C2").
+_PHRASE_WORDS = frozenset(
+    {
+        "left", "right", "bilateral", "mild", "moderate", "severe", "marked", "minimal",
+        "chronic", "acute", "subacute", "recurrent", "residual", "multilevel", "diffuse",
+        "focal", "central", "paracentral", "foraminal", "large", "small", "significant",
+        "at", "of", "the", "in", "from", "to", "through", "and", ",", "-", "–", "/",
+    }
+)  # fmt: skip
+
+
+def diagnostic_phrase(span: Span) -> Span:
+    """The whole diagnostic phrase of a mention: "fracture dislocation, C2", "severe
+    foraminal narrowing at L4-5 and L5-S1", not "Fracture" (coding-rules.md section 4).
+
+    The mention grows over its own linked levels and region words where only
+    qualifiers and connectors stand between them, within its sentence.
+    """
+    doc = span.doc
+    sent = span.sent if doc.has_annotation("SENT_START") else doc[:]
+    anchors = sorted(span._.linked_levels or [], key=lambda a: a.start)
+    start, end = span.start, span.end
+
+    def joined(lo: int, hi: int) -> bool:
+        return hi - lo <= 4 and all(t.lower_ in _PHRASE_WORDS for t in doc[lo:hi])
+
+    for anchor in anchors:  # to the right: "at L4-5", "at L4-5 and L5-S1"
+        if anchor.start >= end and anchor.end <= sent.end and joined(end, anchor.start):
+            end = anchor.end
+    for anchor in reversed(anchors):  # to the left: "L4-5 left paracentral", "lumbar"
+        if anchor.end <= start and anchor.start >= sent.start and joined(anchor.end, start):
+            start = anchor.start
+    while start > sent.start and doc[start - 1].lower_ in _PHRASE_WORDS - {",", "and", "-"}:
+        start -= 1
+    while start < span.start and doc[start].lower_ in {"at", "of", "the", "in", "to", "/"}:
+        start += 1
+    return doc[start:end]
+
+
 def evidence(span: Span) -> dict[str, Any]:
-    """One evidence entry: offsets, text, label and section of a mention."""
+    """One evidence entry: the mention's whole diagnostic phrase (offsets and text),
+    label and section; ``mention`` gives the offsets of the matched words alone."""
+    phrase = diagnostic_phrase(span) if span.label_ != "SPINAL_LEVEL" else span
     return {
-        "start": span.start_char,
-        "end": span.end_char,
-        "text": span.text,
+        "start": phrase.start_char,
+        "end": phrase.end_char,
+        "text": phrase.text,
         "label": span.label_,
         "section": section_of(span),
+        "mention": {"start": span.start_char, "end": span.end_char},
         "modifiers": modifiers(span),
     }
 
