@@ -93,6 +93,8 @@ Medical Treatment: MRI of the cervical spine.
         # First-person conclusions are diagnoses; a hedge stays uncertain.
         (SCRIBE_STRAIN, {"S39.012A"}),
         (SCRIBE_HEDGE, {"M54.2"}),
+        # "(-)" negates what follows it.
+        ("ROS: (-) back pain, (+) headache.", set()),
         # History versus current.
         ("ASSESSMENT: History of chronic low back pain, worse this week.", {"M54.50"}),
         ("HPI: Neck pain in 1995, resolved. Here for a rash.", set()),

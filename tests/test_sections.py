@@ -7,8 +7,10 @@ import re
 
 import pytest
 import spacy
+import srsly
 
-from notecoder.sections import DIAGNOSTIC_SECTIONS, section_of
+from notecoder.rulefile import RULES_DIR
+from notecoder.sections import section_of
 from tests.conftest import SHARED, blank_pipeline
 
 
@@ -266,15 +268,15 @@ def test_unlisted_heading_is_not_absorbed(sec_nlp):
     assert section_at(sec_nlp, text, "Off work") == "other"
 
 
-def test_diagnostic_sections():
-    assert {
-        "assessment_and_plan",
-        "impression",
-        "diagnoses",
-        "preoperative_diagnosis",
-        "postoperative_diagnosis",
-        "medical_reasoning",
-    } == DIAGNOSTIC_SECTIONS
+def test_diagnostic_statement_sections_are_section_categories():
+    """The coder's diagnostic-statement policy names categories the sectionizer gives."""
+    policy = srsly.read_json(RULES_DIR / "code_families.json")["diagnostic_statement"]
+    rules = srsly.read_json(RULES_DIR / "section_rules.json")["section_rules"]
+    categories = {rule["category"] for rule in rules}
+    operative = policy["operative"]
+    named = {*policy["sections"], *operative["cause_sections"], *operative["uncertain_sections"]}
+    assert named <= categories
+    assert {"medical_reasoning", "postoperative_diagnosis"} <= set(policy["sections"])
 
 
 def test_round_trip(sec_nlp, tmp_path):

@@ -200,7 +200,11 @@ def test_fhir_bundle_for_the_sample_validates_and_carries_m53_85(client):
     parts = {
         p["url"]: next(v for k, v in p.items() if k.startswith("value")) for p in span["extension"]
     }
-    assert TEXT[parts["start"] : parts["end"]] == parts["text"] == "Thoracolumbar junction syndrome at T12-L1"
+    assert (
+        TEXT[parts["start"] : parts["end"]]
+        == parts["text"]
+        == "Thoracolumbar junction syndrome at T12-L1"
+    )
     assert parts["label"] == "CONDITION" and parts["section"] == "assessment_and_plan"
     assert evidence["detail"] == [{"display": "Thoracolumbar junction syndrome at T12-L1"}]
 

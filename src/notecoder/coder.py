@@ -4,17 +4,24 @@ Reads the linked, context-marked mentions of ``doc.spans["notecoder"]`` and
 sets ``doc._.codes``; then ``notecoder.flags`` sets ``doc._.flags``. Which
 family a concept goes to is data (pipelines/spine/code_families.json, saved
 with the pipeline); the codes themselves come from the tabular list through
-``notecoder.codes``. The steps, in the order the rules apply them:
+``notecoder.codes``. The steps, in the order the rules apply them (version 3):
 
-1. Scope: the diagnostic statement (assessment, impression, diagnoses) when it
-   mentions the spine, else the whole note; history sections never count.
+1. Scope: the diagnostic statement of the note type (assessment, impression,
+   diagnoses, "Medical Reasoning", an operative note's postoperative diagnosis
+   and, for a symptom, its cause), else the whole note; history sections,
+   operative technique text and pain from non-spinal causes never count.
 2. Status of each mention: excluded (negated, family, hypothetical,
-   historical), uncertain, or affirmed; a differential settled later in the
-   note counts as affirmed.
-3. Conditions: one code per concept and region, with the "with" combinations
-   (radiculopathy + disc disorder or spondylosis of the same region).
-4. Pain: combination (low back pain + sciatica), then dropped where a coded
-   condition of the same region makes it integral.
+   historical and not carried into the present), uncertain, or affirmed; a
+   differential the note settles counts as affirmed, one it rules out as
+   nothing.
+3. Conditions: one code per concept and region (regions from the mention, its
+   sentence, the same condition elsewhere or the procedure performed), with the
+   "with" combinations (radiculopathy, myelopathy + disc disorder or spondylosis
+   of the same region) and osteoporotic collapse beside M48.5-.
+4. Pain: one code per region, combination (low back pain + sciatica), then
+   dropped where a coded condition of the same region makes it integral.
+5. Excludes1: every related pair of candidates is checked against the tabular
+   notes (``notecoder.excludes``); the code a note points to is kept.
 """
 
 import re
@@ -29,12 +36,12 @@ from notecoder import codes as icd
 from notecoder import excludes
 from notecoder.excludes import Dropped
 from notecoder.extensions import SPANS_KEY, doc_text
-from notecoder.flags import compute_flags
+from notecoder.flags import compute_flags, unique_spans
 from notecoder.levels import VERTEBRAE, root_region
 from notecoder.linker import is_precise
 from notecoder.regions import REGIONS
 from notecoder.rulefile import RuleFileComponent
-from notecoder.sections import DIAGNOSTIC_SECTIONS, section_of
+from notecoder.sections import section_of
 
 EXCLUDING_ATTRS = ("is_negated", "is_family", "is_hypothetical", "is_historical")
 
@@ -173,7 +180,7 @@ class Coder(RuleFileComponent):
             for m in mentions
             if section_of(m) not in history
             and not (section_of(m) in technique and m.label_ in ("CONDITION", "PAIN"))
-            and not self._excluded(m)
+            and not self._not_current(m)
             and not self._non_spinal(m)
         ]
         clinical = [m for m in usable if m.label_ in ("CONDITION", "PAIN") and self._coded(m)]
@@ -264,7 +271,7 @@ class Coder(RuleFileComponent):
             and not _ruled_out(m, mentions, self)
         ]
 
-    def _excluded(self, span: Span) -> bool:
+    def _not_current(self, span: Span) -> bool:
         """Negated, a relative's, hypothetical, or historical and not carried into the present.
 
         Section 3 (v3): "history of chronic low back pain, worse this week" and a
@@ -361,9 +368,9 @@ class Coder(RuleFileComponent):
                         code=code,
                         concept=concept,
                         region=region,
-                        evidence=_unique(spans),
+                        evidence=unique_spans(spans),
                         kind="condition",
-                        confidence=_confidence(spans, region, doc._.setting),
+                        confidence=self._confidence(spans, region),
                         site_coded=not spec.get("no_region") and icd.has_regions(family),
                     )
                 )
@@ -384,7 +391,7 @@ class Coder(RuleFileComponent):
             collapsed = self.rules["concepts"]["collapsed_vertebra"]
             code = icd.resolve(collapsed["family"], region)
             return [
-                Candidate(code, "collapsed_vertebra", region, _unique(spans), "condition"),
+                Candidate(code, "collapsed_vertebra", region, unique_spans(spans), "condition"),
                 *self._osteoporotic(doc, region, spans),
             ]
         kind = next(
@@ -407,12 +414,27 @@ class Coder(RuleFileComponent):
                     code,
                     "fracture",
                     region,
-                    _unique(spans),
+                    unique_spans(spans),
                     "condition",
-                    confidence=_confidence(spans, region, doc._.setting),
+                    confidence=self._confidence(spans, region),
                 )
             )
         return out
+
+    def _confidence(self, spans: list[Span], region: str | None) -> float:
+        """How sure a condition code is: lower when uncertain, with no region, with
+        only a region word, or found outside the diagnostic statement."""
+        score = 0.92
+        if any(s._.is_uncertain for s in spans):
+            score -= 0.3
+        if region is None:
+            score -= 0.25
+        elif not any(a.label_ == "SPINAL_LEVEL" for s in spans for a in s._.linked_levels or []):
+            score -= 0.07
+        statement = self.rules["diagnostic_statement"]["sections"]
+        if not any(section_of(s) in statement for s in spans):
+            score -= 0.05
+        return round(max(score, 0.1), 2)
 
     def _osteoporotic(self, doc: Doc, region: str | None, spans: list[Span]) -> list[Candidate]:
         """A collapsed vertebra with osteoporosis documented is also M80.08X- (section 2).
@@ -424,7 +446,7 @@ class Coder(RuleFileComponent):
         if not _cue_documented(doc_text(doc), rule["cues"]):
             return []
         code = icd.resolve(rule["family"])
-        return [Candidate(code, "osteoporotic_collapse", region, _unique(spans), "condition")]
+        return [Candidate(code, "osteoporotic_collapse", region, unique_spans(spans), "condition")]
 
     def _families(
         self, concept: str, spec: dict[str, Any], region: str | None
@@ -666,7 +688,7 @@ class Coder(RuleFileComponent):
                     code=code,
                     concept=concept,
                     region=None,
-                    evidence=_unique(spans),
+                    evidence=unique_spans(spans),
                     kind="pain",
                     confidence=0.85,
                 )
@@ -683,14 +705,6 @@ def _vertebrae(spans: list[Span]) -> list[str]:
         if a.label_ == "SPINAL_LEVEL" and len(a._.levels or []) == 1
     ]
     return list(dict.fromkeys(found))
-
-
-def has_diagnostic_statement(doc: Doc) -> bool:
-    """Does the note have an assessment, impression or diagnosis section with content?"""
-    return any(
-        section.category in DIAGNOSTIC_SECTIONS and section.body_span[1] > section.body_span[0]
-        for section in doc._.sections
-    )
 
 
 _VERTEBRA_REGION = {"C": "cervical", "T": "thoracic", "L": "lumbar"}
@@ -755,11 +769,14 @@ def _entry_text(span: Span, sections: list[str]) -> str:
     doc = span.doc
     if not doc.has_annotation("SENT_START"):
         return doc_text(doc)
-    first = span.sent
-    parts = [first.text]
+    sent = span.sent
+    parts = [sent.text]
     allowed = {section_of(span), *sections}
-    for k, sent in enumerate(doc[first.end :].sents):
-        if k >= 8 or _LIST_ITEM.match(sent.text) or section_of(sent) not in allowed:
+    for _ in range(8):
+        if sent.end >= len(doc):
+            break
+        sent = doc[sent.end].sent
+        if _LIST_ITEM.match(sent.text) or section_of(sent) not in allowed:
             break
         parts.append(sent.text)
     return " ".join(parts)
@@ -841,31 +858,11 @@ def _side(spans: list[Span]) -> str | None:
     return sides.pop() if len(sides) == 1 and sides <= {"right", "left"} else None
 
 
-def _confidence(spans: list[Span], region: str | None, setting: str) -> float:
-    score = 0.92
-    if any(s._.is_uncertain for s in spans):
-        score -= 0.3
-    if region is None:
-        score -= 0.25
-    elif not any(a.label_ == "SPINAL_LEVEL" for s in spans for a in s._.linked_levels or []):
-        score -= 0.07
-    if not any(section_of(s) in DIAGNOSTIC_SECTIONS for s in spans):
-        score -= 0.05
-    return round(max(score, 0.1), 2)
-
-
-def _unique(spans: Iterable[Span]) -> list[Span]:
-    seen: dict[tuple[int, int], Span] = {}
-    for s in spans:
-        seen.setdefault((s.start_char, s.end_char), s)
-    return sorted(seen.values(), key=lambda s: s.start_char)
-
-
 def _dedupe(candidates: list[Candidate]) -> list[Candidate]:
     by_code: dict[str, Candidate] = {}
     for c in candidates:
         if c.code in by_code:
-            by_code[c.code].evidence = _unique(by_code[c.code].evidence + c.evidence)
+            by_code[c.code].evidence = unique_spans(by_code[c.code].evidence + c.evidence)
         else:
             by_code[c.code] = c
     return list(by_code.values())

@@ -77,8 +77,15 @@ class NotecoderContext(RuleFileComponent, ConText):
         self.add([ConTextRule.from_dict(d) for d in data["context_rules"]])
 
     def __call__(self, doc: Doc) -> Doc:
-        """ConText, then the attributes of the section each mention is in."""
-        doc = super().__call__(doc)
+        """ConText, then the attributes of the section each mention is in.
+
+        Spinal levels are not ConText targets (a level is not asserted or denied,
+        and ConText compares every trigger with every target); they take only the
+        attributes of their section.
+        """
+        group = doc.spans.get(self.span_group_name, [])
+        doc._.context_targets = [s for s in group if s.label_ != "SPINAL_LEVEL"]
+        doc = super().__call__(doc, targets="context_targets")
         by_section = self._data.get("section_attributes", {})
         for span in doc.spans.get(self.span_group_name, []):
             for attr, value in by_section.get(section_of(span), {}).items():

@@ -35,6 +35,8 @@ _DOC_ATTRS: dict[str, object] = {
     "codes": None,  # list[notecoder.coder.Candidate]: code, evidence spans, confidence
     "flags": None,  # list[dict]: flag, message, confidence, evidence spans, code
     "setting": "outpatient",
+    # The mentions ConText modifies: spinal levels are never asserted or denied.
+    "context_targets": None,  # list[Span]
 }
 
 

@@ -6,6 +6,7 @@ are fixed by the spec; the message says what is missing in plain words.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from spacy.tokens import Doc, Span
@@ -61,7 +62,7 @@ def compute_flags(
     uncertain: list[Span],
     mentions: list[Span],
     rules: dict[str, Any],
-    dropped: list[tuple[Candidate, Candidate, Dropped]] = (),  # type: ignore[assignment]
+    dropped: Sequence[tuple[Candidate, Candidate, Dropped]] = (),
 ) -> list[dict[str, Any]]:
     """All flags that apply to the note, in the spec's order."""
     flags: list[dict[str, Any]] = []
@@ -151,7 +152,7 @@ def compute_flags(
                 "EXCLUDES1",
                 f"{lost.code} ({lost.evidence[0].text!r}) is not coded beside {kept.code}: "
                 f"{why.note_of} Excludes1 '{why.note}'.",
-                _unique_spans([*kept.evidence, *lost.evidence]),
+                unique_spans([*kept.evidence, *lost.evidence]),
                 lost.code,
             )
         )
@@ -227,7 +228,8 @@ def _region_conflicts(conditions: list[Candidate], rules: dict[str, Any]) -> lis
     return out
 
 
-def _unique_spans(spans: list[Span]) -> list[Span]:
+def unique_spans(spans: Iterable[Span]) -> list[Span]:
+    """The spans once each (by offsets), in text order."""
     seen: dict[tuple[int, int], Span] = {}
     for s in spans:
         seen.setdefault((s.start_char, s.end_char), s)

@@ -33,19 +33,6 @@ from notecoder.extensions import SPANS_KEY, doc_text
 from notecoder.matching import LeanMatcher
 from notecoder.rulefile import RuleFileComponent
 
-#: Sections whose content is the diagnostic statement (coding-rules.md section 3, v3):
-#: the assessment, impression and diagnosis headings, an operative note's pre- and
-#: postoperative diagnoses and an AI-scribe entry's "Medical Reasoning:".
-DIAGNOSTIC_SECTIONS = frozenset(
-    {
-        "assessment_and_plan",
-        "impression",
-        "diagnoses",
-        "preoperative_diagnosis",
-        "postoperative_diagnosis",
-        "medical_reasoning",
-    }
-)
 #: Categories an unlisted heading takes from its last words ("INITIAL IMPRESSION",
 #: "VIDEO EEG DIAGNOSES", "BRIEF HISTORY AND INDICATION FOR OPERATION", "MALE
 #: PHYSICAL EXAMINATION"); not the history ones, as "HISTORY:" would make "LEGAL
@@ -83,11 +70,22 @@ _KEY_DROP = re.compile(r"\(e?s\)|#\s*\d+|:")
 _KEY_WORD = re.compile(r"[a-z0-9]+|[/&]")
 
 
+_STARTS_KEY = "notecoder.section_starts"
+
+
 def section_of(item: Span | Token) -> str | None:
-    """The category of the section a span or token lies in (None before any heading)."""
+    """The category of the section a span or token lies in (None before any heading).
+
+    The section starts are listed once per Doc (and again only if its sections
+    change): the coder asks this for every mention, often several times.
+    """
     token = item[0] if isinstance(item, Span) else item
-    sections = token.doc._.sections or []
-    k = bisect_right([s.section_span[0] for s in sections], token.i) - 1
+    doc = token.doc
+    sections = doc._.sections or []
+    cached = doc.user_data.get(_STARTS_KEY)
+    if cached is None or cached[0] is not sections:
+        cached = doc.user_data[_STARTS_KEY] = (sections, [s.section_span[0] for s in sections])
+    k = bisect_right(cached[1], token.i) - 1
     return sections[k].category if k >= 0 else None
 
 
