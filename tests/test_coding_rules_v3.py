@@ -62,6 +62,7 @@ Medical Treatment: MRI of the cervical spine.
         ("IMPRESSION: Degenerative changes of the right knee.", set()),
         ("IMPRESSION: Mild aortic stenosis.", set()),
         ("ASSESSMENT: Degenerative disk disease of the right hip.", set()),
+        ("ASSESSMENT: Rheumatoid arthritis. Cervical spine films are normal.", set()),
         # Myelopathy and its "with" combinations.
         ("ASSESSMENT: Cervical spondylotic myelopathy at C5-6.", {"M47.12"}),
         ("ASSESSMENT: Herniated disc at C5-C6 with myelopathy.", {"M50.022"}),
