@@ -317,3 +317,29 @@ def test_dates_and_html_report(tmp_path, nlp, monkeypatch):
     assert page.count("<svg") >= 4
     for text in ("M46.45", "PAIN_ONLY", "50.0%", "per day", "assessment_and_plan"):
         assert text in page, text
+
+
+@pytest.mark.parametrize("name", ["my notes", "o\"brien's notes", "note"])
+def test_sql_table_names_are_quoted_not_formatted(tmp_path, name):
+    db = tmp_path / "notes.db"
+    with sqlite3.connect(db) as conn:
+        quoted = '"' + name.replace('"', '""') + '"'
+        conn.execute(f"CREATE TABLE {quoted} (note_id TEXT, note_text TEXT)")
+        conn.execute(f"INSERT INTO {quoted} VALUES ('n1', 'Assessment: low back pain.')")
+    rows = list(iter_notes(db=str(db), table=name))
+    assert [r[0] for r in rows] == ["n1"]
+
+
+def test_sql_injection_in_table_reads_nothing(tmp_path):
+    db = tmp_path / "notes.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE note (note_id TEXT, note_text TEXT)")
+        conn.execute("CREATE TABLE secret (note_id TEXT, note_text TEXT)")
+        conn.execute("INSERT INTO secret VALUES ('s1', 'not for us')")
+    attack = "note UNION SELECT * FROM secret"
+    with pytest.raises(SourceError, match=r"no table .* its tables: note, secret"):
+        list(iter_notes(db=str(db), table=attack))
+    with pytest.raises(SourceError):
+        list(iter_notes(db=str(db), table="note; DROP TABLE secret"))
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM secret").fetchone() == (1,)

@@ -163,13 +163,23 @@ def read_sql(
     url = db if "://" in db else f"sqlite:///{db}"
     engine = sa.create_engine(url)
     if query is None:
+        # The table is reflected by name, so SQLAlchemy quotes it: a name is never
+        # SQL ("notes UNION SELECT ..." is a table that does not exist).
+        names = sa.inspect(engine).get_table_names()
         if table is None:
-            table = "note" if "note" in sa.inspect(engine).get_table_names() else None
+            table = "note" if "note" in names else None
         if table is None:
             raise SourceError("give --table or --query (no NOTE table in the database)")
-        query = f"SELECT * FROM {sa.table(table)}"
+        try:
+            statement: Any = sa.select(sa.Table(table, sa.MetaData(), autoload_with=engine))
+        except sa.exc.NoSuchTableError:
+            raise SourceError(
+                f"no table {table!r} in the database; its tables: {', '.join(names) or 'none'}"
+            ) from None
+    else:
+        statement = sa.text(query)
     with engine.connect() as conn:
-        result = conn.execution_options(stream_results=True).execute(sa.text(query))
+        result = conn.execution_options(stream_results=True).execute(statement)
         ids, texts = pick_columns(list(result.keys()), id_col, text_col)
         dates = date_column(list(result.keys()), date_col)
         row = 0
