@@ -343,3 +343,22 @@ def test_sql_injection_in_table_reads_nothing(tmp_path):
         list(iter_notes(db=str(db), table="note; DROP TABLE secret"))
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM secret").fetchone() == (1,)
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [("empty.jsonl", ""), ("header.csv", "note_id,note_text\n"), ("zero.csv", "")],
+)
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl"])
+def test_zero_notes_give_empty_tables_and_a_summary(tmp_path, name, content, fmt):
+    source = tmp_path / name
+    source.write_text(content)
+    out = tmp_path / "out"
+    summary = batch.run_batch(
+        iter_notes(source), batch.BatchOptions(output=out, workers=1, output_format=fmt)
+    )
+    assert summary["notes"] == 0 and summary["errors"] == 0
+    assert json.loads((out / "summary.json").read_text())["notes"] == 0
+    if fmt == "parquet":
+        for table in batch.TABLES:
+            assert pd.read_parquet(out / table).empty

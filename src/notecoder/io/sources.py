@@ -108,6 +108,8 @@ def read_csv(
 ) -> Iterator[Row]:
     import pandas as pd
 
+    if path.stat().st_size == 0:
+        return  # an empty file holds zero notes
     header = list(pd.read_csv(path, nrows=0).columns)
     ids, texts = pick_columns(header, id_col, text_col)
     dates = date_column(header, date_col)
