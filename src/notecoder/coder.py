@@ -35,7 +35,7 @@ from spacy.tokens import Doc, Span
 from notecoder import codes as icd
 from notecoder import excludes
 from notecoder.excludes import Dropped
-from notecoder.extensions import SPANS_KEY, doc_text
+from notecoder.extensions import SPANS_KEY, doc_text, sentence_of
 from notecoder.flags import compute_flags, unique_spans
 from notecoder.levels import VERTEBRAE, root_region
 from notecoder.linker import is_precise
@@ -282,7 +282,7 @@ class Coder(RuleFileComponent):
             return False
         if span._.is_negated or span._.is_family or span._.is_hypothetical:
             return True
-        sent = span.sent if span.doc.has_annotation("SENT_START") else span.doc[:]
+        sent = sentence_of(span)
         window = span.doc[max(sent.start, span.start - 4) : min(sent.end, span.end + 4)]
         return re.search(self.rules["present_cues"], window.text) is None
 
@@ -291,10 +291,7 @@ class Coder(RuleFileComponent):
         if span.label_ != "PAIN":
             return False
         rules = self.rules["non_spinal_pain"]
-        doc = span.doc
-        text = doc_text(doc)
-        sent = span.sent if doc.has_annotation("SENT_START") else doc[:]
-        after = text[span.end_char : sent.end_char]
+        after = doc_text(span.doc)[span.end_char : sentence_of(span).end_char]
         if re.search(rules["site"], after):
             return True
         return bool(re.search(rules["cause"], _entry_text(span, rules["entry_sections"])))
@@ -610,8 +607,8 @@ class Coder(RuleFileComponent):
             ]
             # A partner of the very region beats one of a neighbouring junction.
             fits = [k for k in fits if k[1] == region] or fits
-            sentences = {_sentence_start(s) for s in spans}
-            close = [k for k in fits if any(_sentence_start(p) in sentences for p in partners[k])]
+            sentences = {sentence_of(s).start for s in spans}
+            close = [k for k in fits if any(sentence_of(p).start in sentences for p in partners[k])]
             for k in close or fits:
                 combined = rule["with"][self._partner_kind(k[0])]
                 out.setdefault((combined, k[1]), []).extend([*partners[k], *spans])
@@ -749,13 +746,8 @@ def _ruled_out(span: Span, mentions: list[Span], coder: Coder) -> bool:
     )
 
 
-def _sentence_start(span: Span) -> int:
-    return span.sent.start if span.doc.has_annotation("SENT_START") else 0
-
-
 def _sentence_matches(span: Span, pattern: str) -> bool:
-    sent = span.sent if span.doc.has_annotation("SENT_START") else span.doc[:]
-    return re.search(pattern, sent.text) is not None
+    return re.search(pattern, sentence_of(span).text) is not None
 
 
 #: A numbered list item ("2. Hypertension."): the next entry of an assessment.
@@ -783,7 +775,7 @@ def _entry_text(span: Span, sections: list[str]) -> str:
 
 
 def _sentence_mentions(span: Span, cues: list[str]) -> bool:
-    text = (span.sent if span.doc.has_annotation("SENT_START") else span.doc[:]).text.lower()
+    text = sentence_of(span).text.lower()
     return any(cue in text for cue in cues)
 
 
@@ -808,7 +800,7 @@ def _sentence_regions(span: Span, mentions: list[Span]) -> list[str]:
         (
             m
             for m in mentions
-            if m.label_ == span.label_ and _sentence_start(m) == _sentence_start(span)
+            if m.label_ == span.label_ and sentence_of(m).start == sentence_of(span).start
         ),
         key=lambda m: m.start,
     )
@@ -833,11 +825,11 @@ def _sentence_regions(span: Span, mentions: list[Span]) -> list[str]:
 def _sentence_levels(doc: Doc, spans: list[Span]) -> list[Span]:
     """The spinal levels of the sentences of these mentions, for a mention that has none
     linked ("degenerative disk and joint disease at C5-C6")."""
-    sentences = {_sentence_start(s) for s in spans}
+    sentences = {sentence_of(s).start for s in spans}
     return [
         a
         for a in doc.spans.get(SPANS_KEY, [])
-        if a.label_ == "SPINAL_LEVEL" and _sentence_start(a) in sentences
+        if a.label_ == "SPINAL_LEVEL" and sentence_of(a).start in sentences
     ]
 
 

@@ -24,7 +24,7 @@ from spacy.pipeline import SpanRuler
 from spacy.tokens import Doc, Span
 from spacy.util import ensure_path, filter_spans
 
-from notecoder.extensions import REGION_WORDS_KEY, SPANS_KEY
+from notecoder.extensions import REGION_WORDS_KEY, SPANS_KEY, sentence_of
 from notecoder.rulefile import RULES_DIR
 
 _ATTRS_FILE = "entity_attributes.json"
@@ -129,12 +129,11 @@ class EntityRuler(SpanRuler):
         anchored = [s for s in spans if s.id_.endswith(_ANCHORED)]
         if not anchored:
             return spans
-        has_sents = doc.has_annotation("SENT_START")
         # A level or region word inside another mention ("neck" of "neck pain") is that
         # mention's: it puts "positive for arthritis and neck pain" in no spine.
         taken = [(s.start, s.end) for s in spans if not s.id_.endswith(_ANCHORED)]
         spinal = {
-            a.sent.start if has_sents else 0
+            sentence_of(a).start
             for key in (self.key, REGION_WORDS_KEY)
             for a in doc.spans.get(key, [])
             if a.label_ in ("SPINAL_LEVEL", "REGION")
@@ -144,7 +143,7 @@ class EntityRuler(SpanRuler):
         keep = []
         for span in spans:
             if span.id_.endswith(_ANCHORED):
-                sent = span.sent if has_sents else doc[:]
+                sent = sentence_of(span)
                 if sent.start not in spinal and not spine_word.search(sent.text):
                     continue
             keep.append(span)
@@ -208,7 +207,7 @@ class EntityRuler(SpanRuler):
     def _set_attributes(self, span: Span) -> None:
         """Read modality, duration, response and side off the mention's sentence."""
         rules = self.attributes
-        sent = span.sent if span.doc.has_annotation("SENT_START") else span.doc[:]
+        sent = sentence_of(span)
         text = sent.text
         if span.label_ in ("IMAGING_FINDING", "CONDITION"):
             span._.modality = next((name for name, rx in rules.modalities if rx.search(text)), None)

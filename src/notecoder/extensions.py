@@ -55,6 +55,16 @@ def doc_text(doc: Doc) -> str:
     return text
 
 
+def sentence_of(item: Span) -> Span:
+    """The sentence of a span, or the whole Doc when no sentence splitter ran.
+
+    Components read a mention's sentence for context (attributes, cues, levels);
+    a pipeline built without ``notecoder_sentences`` still works, coarsely.
+    """
+    doc = item.doc
+    return item.sent if doc.has_annotation("SENT_START") else doc[:]
+
+
 def register() -> None:
     """Register every notecoder extension (idempotent)."""
     for name, default in _SPAN_ATTRS.items():

@@ -13,6 +13,7 @@ from spacy.tokens import Doc, Span
 
 from notecoder.codes import excludes1
 from notecoder.excludes import Dropped
+from notecoder.extensions import sentence_of
 from notecoder.linker import is_precise
 from notecoder.regions import REGION_PHRASE
 from notecoder.sections import section_of
@@ -183,7 +184,7 @@ def _treatment_done(span: Span, rules: dict[str, Any]) -> bool:
         return False
     if section_of(span) != "plan" or span._.response or span._.duration:
         return True
-    sentence = (span.sent if span.doc.has_annotation("SENT_START") else span.doc[:]).text.lower()
+    sentence = sentence_of(span).text.lower()
     return any(cue in sentence for cue in rules["ongoing_treatment_cues"])
 
 

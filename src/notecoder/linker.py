@@ -18,7 +18,7 @@ from collections import defaultdict
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
-from notecoder.extensions import REGION_WORDS_KEY, SPANS_KEY
+from notecoder.extensions import REGION_WORDS_KEY, SPANS_KEY, sentence_of
 
 LINKED_LABELS = ("CONDITION", "PAIN", "IMAGING_FINDING", "TREATMENT")
 
@@ -42,12 +42,12 @@ class Linker:
         mentions = [s for s in spans if s.label_ in LINKED_LABELS]
         by_sentence: dict[int, list[Span]] = defaultdict(list)
         for anchor in anchors:
-            by_sentence[_sentence_start(anchor)].append(anchor)
+            by_sentence[sentence_of(anchor).start].append(anchor)
         for label in LINKED_LABELS:
             same_label = sorted((m for m in mentions if m.label_ == label), key=lambda m: m.start)
             groups: dict[int, list[Span]] = defaultdict(list)
             for mention in same_label:
-                groups[_sentence_start(mention)].append(mention)
+                groups[sentence_of(mention).start].append(mention)
             for sent_start, group in groups.items():
                 others = [m for m in mentions if m.label_ != label]
                 self._link(group, by_sentence.get(sent_start, []), others)
@@ -136,7 +136,3 @@ def is_precise(anchor: Span) -> bool:
     when both are linked: coding-rules.md lets the levels decide the code.
     """
     return anchor.label_ == "SPINAL_LEVEL" and "junction" not in anchor.text.lower()
-
-
-def _sentence_start(span: Span) -> int:
-    return span.sent.start if span.doc.has_annotation("SENT_START") else 0

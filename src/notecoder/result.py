@@ -8,7 +8,7 @@ from spacy.tokens import Doc, Span
 
 from notecoder.codes import description
 from notecoder.context import CATEGORY_ATTRIBUTE
-from notecoder.extensions import SPANS_KEY
+from notecoder.extensions import SPANS_KEY, sentence_of
 from notecoder.sections import section_of
 
 _ATTRS = (
@@ -45,7 +45,7 @@ def diagnostic_phrase(span: Span) -> Span:
     qualifiers and connectors stand between them, within its sentence.
     """
     doc = span.doc
-    sent = span.sent if doc.has_annotation("SENT_START") else doc[:]
+    sent = sentence_of(span)
     anchors = sorted(span._.linked_levels or [], key=lambda a: a.start)
     start, end = span.start, span.end
 
