@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -362,3 +364,200 @@ def test_zero_notes_give_empty_tables_and_a_summary(tmp_path, name, content, fmt
     if fmt == "parquet":
         for table in batch.TABLES:
             assert pd.read_parquet(out / table).empty
+
+
+# -- failing well (issue 11) -----------------------------------------------------------
+def _write_jsonl(path, notes):
+    path.write_text("".join(json.dumps(n) + "\n" for n in notes), encoding="utf-8")
+    return path
+
+
+def _children(pid):
+    """The worker processes of a batch run (Linux: /proc lists a process's children)."""
+    found = []
+    for task in (Path("/proc") / str(pid) / "task").iterdir():
+        found += [int(p) for p in (task / "children").read_text().split()]
+    return found
+
+
+def test_worker_killed_mid_run_is_replaced_and_no_note_is_lost(tmp_path):
+    notes = [{"id": f"n{i}", "text": n["text"]} for i, n in enumerate(NOTES * 2)]
+    source = _write_jsonl(tmp_path / "in.jsonl", notes)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "notecoder.cli", "batch", str(source), "--output", str(out)]
+    cmd += ["--workers", "2", "--chunk-size", "5"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and len(list((out / "results").glob("part-*"))) < 2:
+        time.sleep(0.05)
+    victim = _children(proc.pid)[0]
+    os.kill(victim, signal.SIGKILL)
+    stdout, stderr = proc.communicate(timeout=300)  # never a wait without end
+    assert proc.returncode == 0, stderr[-2000:]
+    assert "a worker died (killed by SIGKILL)" in stderr
+    ids = list(pd.read_parquet(out / "results")["note_id"])
+    assert sorted(ids) == sorted(n["id"] for n in notes)  # every note exactly once
+    assert json.loads((out / "summary.json").read_text())["errors"] == 0
+    assert stdout.startswith(f"{len(notes)} notes, 0 errors")
+
+
+def test_note_that_kills_its_worker_twice_is_an_error_row(tmp_path, monkeypatch):
+    import notecoder.api
+
+    real = notecoder.api.suggest
+
+    def crashing(text, **kw):
+        if "CRASH" in text:
+            os.kill(os.getpid(), signal.SIGKILL)  # as a segfault or the OOM killer would
+        return real(text, **kw)
+
+    monkeypatch.setattr(notecoder.api, "suggest", crashing)  # the forked workers inherit it
+    rows = [(n["id"], n["text"], None) for n in NOTES[:9]]
+    rows.insert(4, ("killer", "Low back pain. CRASH", None))
+    summary = run(rows, tmp_path / "out", workers=2, chunk_size=3)
+    frame = results(tmp_path / "out")
+    assert sorted(frame["note_id"]) == sorted(r[0] for r in rows)
+    errors = frame.dropna(subset=["error"])
+    assert list(errors["note_id"]) == ["killer"]
+    assert errors["error"].iloc[0] == "the worker coding this note died twice (killed by SIGKILL)"
+    assert summary["error_notes"] == [{"note_id": "killer", "error": errors["error"].iloc[0]}]
+
+
+def _broken_pipeline(tmp_path):
+    import shutil
+
+    from notecoder.pipeline import DEFAULT_PIPELINE
+
+    broken = tmp_path / "broken"
+    shutil.copytree(DEFAULT_PIPELINE, broken)
+    (broken / "levels.json").unlink()
+    return broken
+
+
+def test_pipeline_that_cannot_load_stops_the_run_at_once(tmp_path, capsys):
+    from notecoder.cli import main
+
+    source = _write_jsonl(tmp_path / "in.jsonl", [{"id": "1", "text": "Low back pain."}])
+    broken = _broken_pipeline(tmp_path)
+    started = time.monotonic()
+    args = ["batch", str(source), "--output", str(tmp_path / "out"), "--model", str(broken)]
+    assert main([*args, "--workers", "2"]) == 2
+    assert time.monotonic() - started < 30
+    err = capsys.readouterr().err
+    assert err == (
+        "notecoder batch: [E020] cannot load the pipeline: [E021] rule file "
+        f"{broken / 'levels.json'}: missing\n"
+    )
+    assert not (tmp_path / "out").exists()  # nothing created before the pipeline loaded
+
+
+def test_workers_that_cannot_build_the_pipeline_stop_the_run_with_its_cause(tmp_path, monkeypatch):
+    from notecoder.errors import PipelineLoadError
+
+    # Workers build their own pipeline when the main process holds none (spawn start).
+    monkeypatch.setattr(batch, "_NLP", None)
+    monkeypatch.setattr(batch, "_MODEL", str(_broken_pipeline(tmp_path)))
+    options = BatchOptions(output=tmp_path / "out", workers=2, progress=False)
+    workers = batch._Workers(options, progress=None)
+    started = time.monotonic()
+    with pytest.raises(PipelineLoadError, match=r"rule file .*levels\.json: missing"):
+        workers.run(iter([(0, [("1", "Low back pain.", None)])]))
+    assert time.monotonic() - started < 60
+    assert workers.workers == []  # none left behind
+
+
+def test_resume_with_other_input_or_chunking_stops_with_the_manifest(tmp_path, capsys):
+    from notecoder.cli import main
+
+    neck = [{"id": f"a{i}", "text": "Neck pain."} for i in range(6)]
+    a = _write_jsonl(tmp_path / "a.jsonl", neck)
+    back = [{"id": f"b{i}", "text": "Back pain."} for i in range(9)]
+    b = _write_jsonl(tmp_path / "b.jsonl", back)
+    out = str(tmp_path / "out")
+    common = ["--output", out, "--workers", "1"]
+    assert main(["batch", str(a), *common, "--chunk-size", "2"]) == 0
+    capsys.readouterr()
+    assert main(["batch", str(b), *common, "--chunk-size", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"notecoder batch: [E013] {out} holds a run with other settings (input)")
+    assert "--restart" in err and err.count("\n") == 1
+    assert main(["batch", str(a), *common, "--chunk-size", "3"]) == 2
+    assert "(chunk_size)" in capsys.readouterr().err
+    assert sorted(pd.read_parquet(out + "/results")["note_id"]) == [f"a{i}" for i in range(6)]
+    assert main(["batch", str(a), *common, "--chunk-size", "2"]) == 0  # same run: resumed
+    assert main(["batch", str(b), *common, "--chunk-size", "2", "--restart"]) == 0
+    assert sorted(pd.read_parquet(out + "/results")["note_id"]) == [f"b{i}" for i in range(9)]
+
+
+def test_output_is_checked_before_anything_is_written(tmp_path, capsys):
+    from notecoder.cli import main
+
+    source = _write_jsonl(tmp_path / "in.jsonl", [{"doc": "1", "body": "Neck pain."}])
+    out = tmp_path / "out"
+    assert main(["batch", str(source), "--output", str(out)]) == 2
+    assert "no id column (note_id or id)" in capsys.readouterr().err
+    assert not out.exists()  # a wrong column leaves no empty folder behind
+    (tmp_path / "file").write_text("x")
+    good = _write_jsonl(tmp_path / "good.jsonl", [{"id": "1", "text": "Neck pain."}])
+    assert main(["batch", str(good), "--output", str(tmp_path / "file")]) == 2
+    assert capsys.readouterr().err == (
+        f"notecoder batch: [E010] --output {tmp_path / 'file'} is a file; give a folder\n"
+    )
+    stranger = tmp_path / "photos"
+    stranger.mkdir()
+    (stranger / "cat.jpg").write_bytes(b"\xff\xd8")
+    assert main(["batch", str(good), "--output", str(stranger)]) == 2
+    assert "[E012]" in capsys.readouterr().err
+    assert sorted(p.name for p in stranger.iterdir()) == ["cat.jpg"]
+
+
+def test_duplicate_ids_code_the_first_and_report_the_others(tmp_path):
+    lines = [
+        {"id": 1, "text": "Low back pain."},
+        {"id": "2", "text": "Neck pain."},
+        {"id": "1", "text": "Thoracic spine pain."},
+        {"id": 1.0, "text": "Cervical radiculopathy."},
+    ]
+    run(iter_notes(_write_jsonl(tmp_path / "in.jsonl", lines)), tmp_path / "out", chunk_size=2)
+    frame = pd.read_parquet(tmp_path / "out" / "results")  # input order
+    assert list(frame["note_id"]) == ["1", "2", "1", "1"]
+    assert list(frame["error"].isna()) == [True, True, False, False]
+    assert set(frame["error"].dropna()) == {
+        "duplicate note id: note 1 of the input has it too; not coded"
+    }
+    assert list(frame["codes"].iloc[0]) == ["M54.50"]
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "csv"])
+def test_invalid_utf8_is_an_error_row_under_its_own_id(tmp_path, kind):
+    path = tmp_path / f"in.{kind}"
+    if kind == "jsonl":
+        path.write_bytes(
+            b'{"id": "a", "text": "Low back pain."}\n'
+            b'{"id": "b", "text": "Caf\xe9 back pain."}\n'
+            b'{"id": "c\xff", "text": "Neck pain."}\n'
+            b'{"id": "d", "text": "Neck pain."}\n'
+        )
+    else:
+        path.write_bytes(
+            b"id,text\na,Low back pain.\nb,Caf\xe9 back pain.\nc\xff,Neck pain.\nd,Neck pain.\n"
+        )
+    run(iter_notes(path), tmp_path / "out")
+    frame = pd.read_parquet(tmp_path / "out" / "results")
+    where = "in.jsonl:3" if kind == "jsonl" else "in.csv:row 4"
+    assert list(frame["note_id"]) == ["a", "b", where, "d"]
+    assert list(frame["error"].fillna("-")) == [
+        "-",
+        "note text is not UTF-8",
+        "note id is not UTF-8",
+        "-",
+    ]
+
+
+def test_workers_retire_and_are_replaced_without_a_note_lost(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(batch, "CHUNKS_PER_WORKER", 2)  # forked workers inherit it
+    rows = [(n["id"], n["text"], None) for n in NOTES[:20]]
+    summary = run(rows, tmp_path / "out", workers=2, chunk_size=2)
+    assert sorted(results(tmp_path / "out")["note_id"]) == sorted(r[0] for r in rows)
+    assert summary["notes"] == 20 and summary["errors"] == 0
+    assert not [r for r in caplog.records if r.name == "notecoder.batch"]  # no worker "died"

@@ -8,6 +8,8 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from notecoder import api
 from notecoder.cli import main
 from tests.conftest import SAMPLE
@@ -44,7 +46,8 @@ def test_suggest_json_from_stdin_inpatient(nlp, monkeypatch, capsys):
 
 def test_missing_file_is_a_clear_error(capsys):
     assert main(["suggest", "/nonexistent/note.txt"]) == 2
-    assert "cannot read /nonexistent/note.txt" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert err == "notecoder suggest: /nonexistent/note.txt: No such file or directory\n"
 
 
 def test_console_script_runs(tmp_path):
@@ -62,3 +65,41 @@ class _Stdin:
         import io
 
         self.buffer = io.BytesIO(data)
+
+
+def test_suggest_names_the_missing_pipeline_file(tmp_path, capsys):
+    from notecoder.pipeline import DEFAULT_PIPELINE
+
+    broken = tmp_path / "spine"
+    shutil.copytree(DEFAULT_PIPELINE, broken)
+    (broken / "code_families.json").unlink()
+    assert main(["suggest", str(SAMPLE), "--model", str(broken)]) == 2
+    assert capsys.readouterr().err == (
+        "notecoder suggest: [E020] cannot load the pipeline: [E021] rule file "
+        f"{broken / 'code_families.json'}: missing\n"
+    )
+
+
+def test_an_internal_error_is_one_line_and_debug_shows_the_traceback(monkeypatch, capsys):
+    def broken(*args, **kwargs):
+        raise KeyError("a note's words")
+
+    monkeypatch.setattr("notecoder.cli.suggest", broken)
+    assert main(["suggest", str(SAMPLE)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("notecoder suggest: internal error KeyError at cli.py:")
+    assert err.endswith("; run again with --debug for the traceback\n") and err.count("\n") == 1
+    assert "note's words" not in err
+    assert main(["suggest", str(SAMPLE), "--debug"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.endswith("the traceback is above\n")
+
+
+def test_a_usage_error_is_one_line(capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["batch", "in.jsonl", "--workers", "many"])
+    assert exit.value.code == 2
+    assert capsys.readouterr().err == (
+        "notecoder batch: argument --workers: invalid int value: 'many' "
+        "(see notecoder batch --help)\n"
+    )

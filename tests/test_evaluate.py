@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
-from notecoder.evaluate import compare, match_names, score
-from notecoder.io.gold import GoldError, Note, read_jsonl
+from notecoder.evaluate import compare, formatted, match_names, render, score
+from notecoder.io.gold import GoldError, Note, read_jsonl, require_notes
 
 TEXT = "Low back pain at L4-5. Discitis at T12. Took PT and naproxen daily."
 #       0123456789012345678901234567890123456789012345678901234567890123456789
@@ -181,3 +182,89 @@ def test_empty_files(tmp_path):
     assert gold.notes == [] and gold.problems == []
     s = score(empty, empty, n_boot=100)
     assert s.errors.empty and s.missing == []
+
+
+def test_why_lines_gave_no_note_is_counted(tmp_path):
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(
+        b"\n"
+        b"id,text\n"
+        b"caf\xe9 au lait\n"
+        b"[1, 2]\n"
+        b'{"text": "no id"}\n'
+        b'{"id": "k", "text": "kept", "codes": []}\n'
+        b'{"id": "s", "text": "stray \xe9 byte", "codes": []}\n'
+    )
+    corpus = read_jsonl(path)
+    assert corpus.lines == 7
+    assert dict(corpus.skipped) == {
+        "blank": 1,
+        "bad JSON": 1,
+        "not UTF-8 text": 1,
+        "not a JSON object": 1,
+        "missing 'id' or 'text'": 1,
+    }
+    # A stray byte inside a note's text is replaced, as ever: the note is kept.
+    assert [n.id for n in corpus.notes] == ["k", "s"]
+    assert corpus.notes[1].text == "stray \ufffd byte"
+    assert any(f"{path}:3: not UTF-8 text" in str(p) for p in corpus.problems)
+
+
+def test_require_notes_says_why_in_counts(tmp_path):
+    path = tmp_path / "notes.csv"
+    path.write_text("id,text\n1,a\n\n")
+    with pytest.raises(
+        GoldError, match=r"no gold notes in .*notes.csv: 3 lines read, 2 bad JSON, 1 blank$"
+    ):
+        require_notes(read_jsonl(path), path)
+    with pytest.raises(GoldError, match=r"no predictions in .*: 3 lines read"):
+        require_notes(read_jsonl(path), path, predictions=True)
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text(json.dumps({"id": "a", "text": "x"}) + "\n")
+    with pytest.raises(GoldError, match="no annotations in"):
+        require_notes(read_jsonl(plain), plain)
+    assert require_notes(read_jsonl(plain), plain, predictions=True).notes
+
+
+def test_levels_without_gold_have_no_rows_and_the_report_says_so():
+    gold = [Note("a", "x", codes=["M54.50"]), Note("b", "x", codes=[])]
+    pred = [Note("a", "x", codes=["M54.50"], flags=["PAIN_ONLY"], entities=[])]
+    s = score(gold, pred, n_boot=0)
+    assert s.unannotated == ("entities", "flags")
+    for frame in (s.spans, s.attributes, s.regions, s.flags):
+        assert frame.empty and len(frame.columns)  # columns kept for code that selects them
+    assert set(s.summary["level"]) == {"codes"}
+    assert [title for title, _ in s.titled_tables()] == [
+        "Summary (95% bootstrap interval of F1)",
+        "Codes",
+    ]
+    assert set(s.to_json()) == {"summary", "codes", "errors", "omitted", "missing_predictions"}
+    text = render(s)
+    assert "no span annotations in the gold: span, attribute and region scores omitted" in text
+    assert "no flags in the gold: flag scores omitted" in text
+    assert "Spans per label" not in text and "Flags" not in text
+    # An empty list is gold too: "no spans here".
+    s = score([Note("a", "x", entities=[], flags=[])], pred, n_boot=0)
+    assert s.unannotated == ("codes",)
+    assert row(s.spans, mode="lenient", label="(micro)").fp == 0
+
+
+def test_counts_are_integers_in_tables_json_and_print():
+    s = score([GOLD], [PRED], n_boot=50)
+    for frame, columns in (
+        (s.spans, ("tp", "fp", "fn")),
+        (s.attributes, ("n", "tp", "fp", "fn", "tn")),
+        (s.regions, ("n", "correct")),
+        (s.errors, ("start", "end")),
+    ):
+        for column in columns:
+            assert pd.api.types.is_integer_dtype(frame[column]), column
+    micro = next(r for r in s.to_json()["spans"] if r["label"] == "(micro)")
+    assert (micro["tp"], micro["fp"], micro["fn"]) == (1, 3, 2)
+    assert all(type(micro[k]) is int for k in ("tp", "fp", "fn"))
+    macro = next(r for r in s.to_json()["spans"] if r["label"] == "(macro)")
+    assert macro["tp"] is None and isinstance(macro["f1"], float)
+    shown = formatted(s.spans).set_index(["mode", "label"])
+    assert tuple(shown.loc[("strict", "(micro)"), ["tp", "fp", "fn"]]) == ("1", "3", "2")
+    assert shown.loc[("strict", "(macro)"), "tp"] == "-"
+    assert shown.loc[("strict", "PAIN"), "precision"] == "0.000"

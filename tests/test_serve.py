@@ -576,3 +576,22 @@ def test_arbitrary_json_to_batch_never_gives_5xx(client, body, fmt):
 def test_arbitrary_bytes_never_give_5xx(client, body):
     for path in ("/v1/suggest", "/v1/suggest/batch"):
         assert post_raw(client, path, body).status_code < 500
+
+
+def test_a_pipeline_that_cannot_load_is_reported_with_its_cause(tmp_path, monkeypatch):
+    import shutil
+
+    from notecoder import api, pipeline
+
+    broken = tmp_path / "spine"
+    shutil.copytree(pipeline.DEFAULT_PIPELINE, broken)
+    (broken / "context_rules.json").write_text("{not json", encoding="utf-8")
+    monkeypatch.setattr(pipeline, "DEFAULT_PIPELINE", broken)
+    monkeypatch.setattr(api, "_nlp", None)
+    cause = f"[E020] cannot load the pipeline: [E021] rule file {broken / 'context_rules.json'}"
+    assert notecoder.suggest(TEXT)["error"].startswith(cause + ": not valid JSON")
+    with TestClient(serve.create_app()) as service:
+        health = service.get("/health")
+        assert health.status_code == 503 and health.json()["pipeline"].startswith(cause)
+        result = service.post("/v1/suggest", json={"note_id": "n1", "text": TEXT}).json()
+        assert result["note_id"] == "n1" and result["error"].startswith(cause)

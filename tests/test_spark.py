@@ -10,7 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +24,10 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from notecoder import batch
+from notecoder import batch, cli
 from notecoder import spark as nspark
 from notecoder.batch import TABLES, BatchOptions, code_chunk, run_batch, table_schemas
+from notecoder.errors import OutputError, SourceError
 from tests.conftest import SHARED
 
 CORPUS = SHARED / "corpora" / "mtsamples_all.jsonl"
@@ -234,7 +238,8 @@ def test_cli_on_a_delta_folder_matches_batch(spark, notes, tmp_path):
     out = tmp_path / "out"
     args = parser.parse_args(["spark", str(tmp_path / "delta"), str(out), "--partitions", "3"])
     assert nspark.spark_command(args) == 0
-    assert nspark.spark_command(args) == 2  # a second run does not overwrite without --overwrite
+    with pytest.raises(OutputError, match=r"\[E052\].* results, codes, flags, entities"):
+        nspark.spark_command(args)  # a second run does not overwrite without --overwrite
 
     active = pd.concat(frames[1:], ignore_index=True)
     active.to_parquet(tmp_path / "in.parquet", index=False)
@@ -266,10 +271,211 @@ def test_cli_reads_a_metastore_table_and_writes_one_table(spark, notes, tmp_path
     ]
     assert json.loads((out / "summary.json").read_text())["notes"] == 10
     missing = parser.parse_args(["spark", "no_such_table", str(tmp_path / "x")])
-    assert nspark.spark_command(missing) == 2
+    with pytest.raises(SourceError, match=r"\[E054\].*: no_such_table$"):
+        nspark.spark_command(missing)
 
 
 def test_spark_schema_follows_batch():
     for table in TABLES:
         schema = nspark.spark_schema(table)
         assert schema.names == table_schemas()[table].names
+
+
+# -- user errors: one line on stderr, exit 2, before Spark starts when this machine can tell --
+def synthetic_parquet(path: Path) -> Path:
+    pq.write_table(pa.table({"note_id": ["s1"], "note_text": ["Lumbar stenosis."]}), path)
+    return path
+
+
+def only_line(err: str) -> str:
+    """The one line a failing command may print, checked to be one and free of any stack."""
+    assert "Traceback" not in err and "at org.apache" not in err and "py4j" not in err, err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("notecoder spark: "), err
+    return lines[0]
+
+
+@pytest.fixture
+def no_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fails the test (exit 1, internal error) if the command asks for a Spark session."""
+
+    def started(master: str | None) -> None:
+        raise AssertionError("a Spark session was asked for")
+
+    monkeypatch.setattr(nspark, "_session", started)
+
+
+def _case_missing(tmp_path: Path) -> list[str]:
+    return [str(tmp_path / "missing.parquet"), str(tmp_path / "out")]
+
+
+def _case_csv(tmp_path: Path) -> list[str]:
+    (tmp_path / "notes.csv").write_text("note_id,note_text\ns1,Lumbar stenosis.\n")
+    return [str(tmp_path / "notes.csv"), str(tmp_path / "out")]
+
+
+def _case_jsonl(tmp_path: Path) -> list[str]:
+    (tmp_path / "notes.jsonl").write_text('{"id": "s1", "text": "Lumbar stenosis."}\n')
+    return [str(tmp_path / "notes.jsonl"), str(tmp_path / "out")]
+
+
+def _case_empty_parquet(tmp_path: Path) -> list[str]:
+    (tmp_path / "notes.parquet").touch()
+    return [str(tmp_path / "notes.parquet"), str(tmp_path / "out")]
+
+
+def _case_folder_without_parquet(tmp_path: Path) -> list[str]:
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "s1.txt").write_text("Lumbar stenosis.")
+    (tmp_path / "notes" / "_SUCCESS").touch()
+    return [str(tmp_path / "notes"), str(tmp_path / "out")]
+
+
+def _case_output_is_a_file(tmp_path: Path) -> list[str]:
+    (tmp_path / "out").write_text("")
+    return [str(synthetic_parquet(tmp_path / "in.parquet")), str(tmp_path / "out")]
+
+
+def _case_output_has_tables(tmp_path: Path) -> list[str]:
+    for table in ("results", "flags"):
+        (tmp_path / "out" / table).mkdir(parents=True)
+    inputs = [str(synthetic_parquet(tmp_path / "in.parquet")), str(tmp_path / "out")]
+    return [*inputs, "--table", "flags", "--table", "codes"]
+
+
+def _case_missing_model(tmp_path: Path) -> list[str]:
+    inputs = [str(synthetic_parquet(tmp_path / "in.parquet")), str(tmp_path / "out")]
+    return [*inputs, "--model", str(tmp_path / "no_model")]
+
+
+USER_ERRORS: list[tuple[Callable[[Path], list[str]], str]] = [
+    (_case_missing, r"\[E001\] no such file or folder: .*missing\.parquet$"),
+    (_case_csv, r"\[E050\] .*notes\.csv is a \.csv file: .*use `notecoder batch`"),
+    (_case_jsonl, r"\[E050\] .*notes\.jsonl is a \.jsonl file: .*use `notecoder batch`"),
+    (_case_empty_parquet, r"\[E008\] .*notes\.parquet is not a Parquet file: it is empty"),
+    (_case_folder_without_parquet, r"\[E050\] .*notes is a folder with no Parquet file"),
+    (_case_output_is_a_file, r"\[E051\] output .*out is a file"),
+    (_case_output_has_tables, r"\[E052\] .*out already has flags \(use --overwrite"),
+    (_case_missing_model, r"\[E022\] no pipeline at .*no_model"),
+]
+
+
+@pytest.mark.parametrize("entry", ["notecoder", "notecoder.spark"])
+@pytest.mark.parametrize(
+    ("case", "expected"), USER_ERRORS, ids=[c.__name__[len("_case_") :] for c, _ in USER_ERRORS]
+)
+def test_a_user_error_is_one_line_before_any_session(
+    case, expected, entry, tmp_path, no_session, capsys
+):
+    argv = case(tmp_path)
+    active = SparkSession.getActiveSession()
+    status = cli.main(["spark", *argv]) if entry == "notecoder" else nspark.main(argv)
+    assert SparkSession.getActiveSession() is active
+    line = only_line(capsys.readouterr().err)
+    assert status == 2, line
+    assert re.search(expected, line), line
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+
+class _Started(Exception):
+    """The command got past its checks and asked for a session."""
+
+
+def test_parquet_without_the_suffix_and_delta_folders_pass_the_checks(tmp_path, monkeypatch):
+    def started(master: str | None) -> None:
+        raise _Started
+
+    monkeypatch.setattr(nspark, "_session", started)
+    hive = tmp_path / "hive"  # Hive names its Parquet files 000000_0
+    (hive / "year=2024").mkdir(parents=True)
+    synthetic_parquet(hive / "year=2024" / "000000_0")
+    (hive / "_SUCCESS").touch()
+    delta = tmp_path / "delta"
+    (delta / "_delta_log").mkdir(parents=True)
+    inputs = [
+        str(synthetic_parquet(tmp_path / "notes")),
+        str(hive),
+        f"file://{hive}/year=2024/000000_0",  # as Hadoop reads it: not percent-encoded
+        str(delta),
+        "omop.note",  # a metastore table: only the session can tell
+        str(tmp_path / "part-*.parquet"),  # a glob: Spark expands it
+        "s3a://bucket/notes/",
+    ]
+    parser = argparse.ArgumentParser()
+    nspark.add_spark_parser(parser.add_subparsers(dest="command"))
+    for source in inputs:
+        with pytest.raises(_Started):
+            nspark.spark_command(parser.parse_args(["spark", source, str(tmp_path / "out")]))
+
+
+def test_paths_spark_resolves_elsewhere_are_left_to_it(tmp_path, monkeypatch):
+    assert nspark._local_path("file:///data/notes.parquet", here=False) == Path(
+        "/data/notes.parquet"
+    )
+    assert nspark._local_path("/data/notes.parquet", here=True) == Path("/data/notes.parquet")
+    assert nspark._local_path("/data/notes.parquet", here=False) is None
+    for location in ("hdfs://nn/notes", "s3a://b/notes", "dbfs:/notes", "/data/*.parquet"):
+        assert nspark._local_path(location, here=True) is None
+    monkeypatch.setattr(SparkSession, "getActiveSession", staticmethod(lambda: None))
+    monkeypatch.delenv("HADOOP_CONF_DIR", raising=False)
+    monkeypatch.delenv("PYSPARK_GATEWAY_PORT", raising=False)
+    assert nspark._runs_here(None) and nspark._runs_here("local[4]")
+    assert not nspark._runs_here("yarn")
+    monkeypatch.setenv("PYSPARK_GATEWAY_PORT", "1")  # spark-submit: the master is the JVM's
+    assert not nspark._runs_here(None)
+
+
+def test_a_file_spark_cannot_read_is_one_line(spark, tmp_path, capsys):
+    fake = tmp_path / "notes.parquet"
+    fake.write_text("note_id,note_text\ns1,Lumbar stenosis.\n")  # CSV text, Parquet name
+    status = cli.main(["spark", str(fake), str(tmp_path / "out")])
+    line = only_line(capsys.readouterr().err)
+    assert status == 2, line
+    assert line.startswith(f"notecoder spark: [E053] cannot read {fake}: [FAILED_READ_FILE")
+    assert len(line.split(f"{fake}: ", 1)[1]) <= 200  # Spark's first line, cut short
+    status = cli.main(["spark", "no_such_table", str(tmp_path / "out")])
+    assert status == 2
+    assert only_line(capsys.readouterr().err).endswith(
+        "[E054] no such file, folder or metastore table: no_such_table"
+    )
+    (tmp_path / "delta" / "_delta_log").mkdir(parents=True)
+    (tmp_path / "delta" / "_delta_log" / f"{0:020d}.json").write_text("{not json\n")
+    status = cli.main(["spark", str(tmp_path / "delta"), str(tmp_path / "out")])
+    assert status == 2
+    assert re.search(
+        r"\[E008\] .*00000000000000000000\.json is not a Delta log file: line 1: ",
+        only_line(capsys.readouterr().err),
+    )
+
+
+def test_quiet_logs_puts_the_levels_back(spark):
+    jvm = spark.sparkContext._jvm
+    spark_logging = getattr(getattr(jvm.org.apache.spark.internal, "Logging$"), "MODULE$")
+
+    def levels() -> tuple[str, Any]:
+        root = jvm.org.apache.logging.log4j.LogManager.getRootLogger().getLevel().name()
+        return root, spark_logging.sparkShellThresholdLevel()
+
+    before = levels()
+    with nspark._quiet_logs(spark):
+        assert levels()[0] == "FATAL"
+    assert levels() == before
+
+
+def test_a_fresh_session_prints_no_java_stack_for_a_bad_input(tmp_path):
+    """What a user sees: the command's own session logs no stack for an input Spark refuses.
+
+    A process of its own: the JVM writes to its own stderr, which no capture of
+    this process sees, and the command must create the session to quiet it.
+    """
+    fake = tmp_path / "notes.parquet"
+    fake.write_text("note_id,note_text\ns1,Lumbar stenosis.\n")
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
+    command = ["-m", "notecoder.spark", str(fake), str(tmp_path / "out"), "--master", "local[1]"]
+    run = subprocess.run(
+        [sys.executable, *command], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert "at org.apache" not in run.stderr and "Traceback" not in run.stderr, run.stderr[-2000:]
+    last = run.stderr.replace("\r", "\n").strip().splitlines()[-1]
+    assert last.startswith("notecoder spark: [E053] cannot read"), run.stderr[-2000:]

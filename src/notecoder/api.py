@@ -14,6 +14,7 @@ from typing import Any
 
 from spacy.language import Language
 
+from notecoder.errors import PipelineLoadError
 from notecoder.pipeline import load
 from notecoder.result import doc_to_result, empty_result
 
@@ -77,6 +78,10 @@ def suggest(
         return result
     try:
         nlp = nlp or default_pipeline()
+    except PipelineLoadError as err:  # the cause (a file to fix), not "internal error"
+        log.error("pipeline failed to load: %s", err)
+        return empty_result(note_id, str(err))
+    try:
         doc = nlp.make_doc(clean_text(text))
         doc._.setting = setting
         result = doc_to_result(nlp(doc), note_id)

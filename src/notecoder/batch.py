@@ -17,23 +17,28 @@ NOTE_NLP rows), and ``summary.json`` at the end.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
+import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
-from itertools import islice
+from itertools import chain, islice
 from multiprocessing import get_context
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from notecoder.errors import Errors, OutputError, PipelineLoadError, UserError
 from notecoder.io.sources import Row
 
 log = logging.getLogger(__name__)
@@ -133,6 +138,8 @@ class BatchOptions:
     timeout: float = 60.0
     output_format: str = "parquet"  # or "jsonl"
     progress: bool = field(default_factory=lambda: sys.stderr.isatty())
+    restart: bool = False  # discard a run found in the output folder instead of resuming it
+    model: str | None = None  # an assembled pipeline folder (None: pipelines/)
 
 
 # -- worker side ---------------------------------------------------------------
@@ -151,7 +158,10 @@ CHUNKS_PER_WORKER = 200
 _NLP = None
 _MODEL: str | None = None  # the assembled pipeline folder to load, None: pipelines/
 _BASE_STRINGS = 0
-_PARENT: int | None = None
+_PARENT: int | None = None  # in a worker: the main process, which it outlives by no chunk
+#: In a worker: shared with the main process, the place in its chunk of the note
+#: being coded (-1 between notes), so that a worker's death names the note.
+_POSITION: Any = None
 
 
 def _load() -> None:
@@ -163,12 +173,6 @@ def _load() -> None:
         gc.collect()  # its Docs and spans hold cycles
     _NLP = load(_MODEL)
     _BASE_STRINGS = len(_NLP.vocab.strings)
-
-
-def _init_worker() -> None:
-    global _PARENT
-    _PARENT = os.getppid()
-    _load()
 
 
 def use_model(model: str | None) -> None:
@@ -201,7 +205,9 @@ def code_chunk(rows: list[Row], setting: str, timeout: float) -> dict[str, list[
     if use_alarm:
         previous = signal.signal(signal.SIGALRM, _alarm)
     try:
-        for note_id, text, error, *date in rows:
+        for position, (note_id, text, error, *date) in enumerate(rows):
+            if _POSITION is not None:
+                _POSITION.value = position
             day = date[0] if date else None
             if error is not None:
                 result = empty_result(note_id, error)
@@ -230,6 +236,8 @@ def code_chunk(rows: list[Row], setting: str, timeout: float) -> dict[str, list[
     finally:
         if use_alarm:
             signal.signal(signal.SIGALRM, previous)
+        if _POSITION is not None:
+            _POSITION.value = -1
     return tables
 
 
@@ -375,10 +383,29 @@ def _write_chunk(output: Path, index: int, tables: dict[str, list[dict]], fmt: s
         os.replace(tmp, path)
 
 
-def run_batch(rows: Iterable[Row], options: BatchOptions) -> dict[str, Any]:
-    """Code every row into ``options.output``; resume where a previous run stopped."""
+def run_batch(
+    rows: Iterable[Row], options: BatchOptions, source: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Code every row into ``options.output``; resume where a previous run stopped.
+
+    Nothing is created before the input, the output location and the pipeline
+    have been checked: the first row is read (a missing column fails here) and
+    the pipeline is built in this process (workers inherit it). ``source``
+    describes the input for the manifest (:func:`notecoder.io.sources.describe`):
+    a run found in the output folder is resumed only if it read the same input
+    with the same settings and pipeline.
+    """
     output = options.output
-    output.mkdir(parents=True, exist_ok=True)
+    if output.exists() and not output.is_dir():
+        raise OutputError(Errors.E010.format(path=output))
+    rows = iter(rows)
+    first = next(rows, None)  # reads the source's header: a bad source fails before any write
+    if first is not None:
+        rows = chain([first], rows)
+    if _NLP is None or options.model != _MODEL:
+        use_model(options.model)
+        _load()
+    _open_output(output, _manifest(options, source or {}), options.restart)
     for stale in output.glob("*/.part-*.tmp"):  # left by a run killed while writing
         stale.unlink(missing_ok=True)
     done = (
@@ -392,26 +419,58 @@ def run_batch(rows: Iterable[Row], options: BatchOptions) -> dict[str, Any]:
         if _part(output, "results", i, options.output_format).name not in done
     )
     progress = _progress(options)
-    if options.workers <= 1:
-        for index, chunk in todo:
-            progress.update(code_and_write(index, chunk, options))
-    else:
-        ctx = get_context("fork" if sys.platform != "win32" else "spawn")
-        with ctx.Pool(
-            options.workers, initializer=_init_worker, maxtasksperchild=CHUNKS_PER_WORKER
-        ) as pool:
-            pending: deque = deque()
+    try:
+        if options.workers <= 1:
             for index, chunk in todo:
-                pending.append(pool.apply_async(code_and_write, (index, chunk, options)))
-                while len(pending) >= 2 * options.workers:
-                    progress.update(pending.popleft().get())
-            while pending:
-                progress.update(pending.popleft().get())
-    progress.close()
+                progress.update(code_and_write(index, chunk, options))
+        else:
+            _Workers(options, progress).run(todo)
+    finally:
+        progress.close()
     if not any((output / "results").glob("part-*")):
         # Zero notes is a valid input: the tables exist, empty, and the summary says 0.
         _write_chunk(output, 0, {table: [] for table in TABLES}, options.output_format)
     return summarize(output, options)
+
+
+def _manifest(options: BatchOptions, source: dict[str, Any]) -> dict[str, Any]:
+    """What a run's output depends on: a resume with any of it changed would mix two runs."""
+    from notecoder.pipeline import fingerprint
+
+    return {
+        "input": source,
+        "chunk_size": options.chunk_size,
+        "setting": options.setting,
+        "format": options.output_format,
+        "pipeline": fingerprint(_MODEL),
+    }
+
+
+def _open_output(output: Path, manifest: dict[str, Any], restart: bool) -> None:
+    """Create the output folder with the run's manifest, or check the one that is there.
+
+    A folder is taken only when it is new or empty, or holds a run (a
+    ``manifest.json``) with the same manifest; ``restart`` first removes what a
+    run writes there, and nothing else.
+    """
+    path = output / "manifest.json"
+    if restart and output.is_dir():
+        for table in TABLES:
+            shutil.rmtree(output / table, ignore_errors=True)
+        for name in ("summary.json", "summary.json.tmp", "manifest.json"):
+            (output / name).unlink(missing_ok=True)
+    if path.exists():
+        found = json.loads(path.read_text(encoding="utf-8"))
+        changes = [key for key in manifest if found.get(key) != manifest[key]]
+        if changes:
+            raise OutputError(Errors.E013.format(path=output, changes=", ".join(changes)))
+        return
+    if output.is_dir() and any(output.iterdir()) and not restart:
+        raise OutputError(Errors.E012.format(path=output))
+    output.mkdir(parents=True, exist_ok=True)
+    tmp = output / "manifest.json.tmp"
+    tmp.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def code_and_write(index: int, chunk: list[Row], options: BatchOptions) -> int:
@@ -426,6 +485,238 @@ def code_and_write(index: int, chunk: list[Row], options: BatchOptions) -> int:
         os._exit(1)  # the run was killed: its restart redoes this chunk
     _write_chunk(options.output, index, tables, options.output_format)
     return len(chunk)
+
+
+def _worker(conn: Connection, position: Any, options: BatchOptions) -> None:
+    """A worker process: says it is ready, then codes the chunks it is sent.
+
+    It retires after ``CHUNKS_PER_WORKER`` chunks (the main process starts a
+    fresh one) and stops when the main process goes away (its pipe closes).
+    """
+    global _PARENT, _POSITION
+    _PARENT, _POSITION = os.getppid(), position
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    try:
+        if _NLP is None:  # forked workers inherit the main process's pipeline
+            _load()
+    except PipelineLoadError as err:
+        conn.send(("failed", "pipeline", str(err)))
+        return
+    conn.send(("ready",))
+    for done in range(1, CHUNKS_PER_WORKER + 1):
+        try:
+            task = conn.recv()
+        except EOFError:
+            return
+        if task is None:
+            return
+        index, chunk = task
+        try:
+            # The last "done" says it retires, so that it is sent no more chunks.
+            conn.send(("done", code_and_write(index, chunk, options), done == CHUNKS_PER_WORKER))
+        except OSError as err:  # a full disk, a folder removed under the run
+            cause = f"{err.filename or 'output'}: {err.strerror}"
+            conn.send(("failed", "output", Errors.E031.format(index=index, cause=cause)))
+            return
+        except Exception as err:  # the message could quote a note: its type only
+            cause = type(err).__name__
+            conn.send(("failed", "internal", Errors.E031.format(index=index, cause=cause)))
+            return
+
+
+@dataclass
+class _Process:
+    """One worker as the main process sees it: its pipe, its place, the chunk it holds."""
+
+    process: Any
+    conn: Connection
+    position: Any  # the shared value the worker writes (the note it is on)
+    state: str = "starting"  # then "ready" (for chunks), at last "retiring"
+    task: tuple[int, list[Row]] | None = None
+    seen: tuple[int, float] = (-1, 0.0)  # (position, when the main process last saw it change)
+
+
+class _Workers:
+    """Worker processes coding chunks, each chunk held by one known worker.
+
+    ``multiprocessing.Pool`` loses the task of a worker that dies (killed by the
+    system when out of memory, a crash in a C extension) and waits for it
+    forever, and re-spawns workers whose initialiser fails without end. Here
+    the main process hands each chunk to one worker and watches its process:
+    a dead worker's chunk is coded again by a new one; a note that killed its
+    worker twice becomes an error row; a worker stuck past the per-note timeout
+    is killed, as the timeout alarm cannot reach it; a worker that cannot build
+    the pipeline or write its output stops the run with its cause.
+    """
+
+    def __init__(self, options: BatchOptions, progress: Any) -> None:
+        self.options = options
+        self.progress = progress
+        self.ctx = get_context("fork" if sys.platform != "win32" else "spawn")
+        self.workers: list[_Process] = []
+        self.retry: deque[tuple[int, list[Row]]] = deque()
+        self.deaths: dict[tuple[int, int], int] = {}  # (chunk, note position) -> deaths
+
+    def run(self, todo: Iterator[tuple[int, list[Row]]]) -> None:
+        """Code every chunk of ``todo`` (and the retries of dead workers' chunks)."""
+        exhausted = False
+        try:
+            while True:
+                for worker in self.workers:
+                    if worker.state == "ready" and worker.task is None:
+                        task = self.retry.popleft() if self.retry else next(todo, None)
+                        if task is None:
+                            exhausted = True
+                            break
+                        self._give(worker, task)
+                busy = any(w.task is not None for w in self.workers)
+                more = bool(self.retry) or not exhausted
+                if not busy and not more:
+                    return
+                while more and len(self.workers) < self.options.workers:
+                    self.workers.append(self._start())
+                self._wait()
+        finally:
+            self._stop()
+
+    def _start(self) -> _Process:
+        conn, child = self.ctx.Pipe()
+        position = self.ctx.RawValue("q", -1)
+        process = self.ctx.Process(
+            target=_worker, args=(child, position, self.options), daemon=True
+        )
+        process.start()
+        child.close()
+        return _Process(process, conn, position)
+
+    def _give(self, worker: _Process, task: tuple[int, list[Row]]) -> None:
+        worker.task = task
+        worker.seen = (-1, time.monotonic())
+        # If it died, its sentinel says so, and the task goes to another worker.
+        with contextlib.suppress(OSError):
+            worker.conn.send(task)
+
+    def _wait(self) -> None:
+        """Wait for a message or a death (or a second, to look for stuck workers)."""
+        handles: dict[Any, _Process] = {}
+        for worker in self.workers:
+            handles[worker.conn] = worker
+            handles[worker.process.sentinel] = worker
+        for handle in wait(list(handles), timeout=1.0):
+            worker = handles[handle]
+            if worker not in self.workers:
+                continue  # already buried this round
+            if handle is worker.conn:
+                try:
+                    message = worker.conn.recv()
+                except (EOFError, OSError):
+                    message = None
+                if message is not None:
+                    self._on_message(worker, message)
+                    continue
+            self._on_exit(worker)
+        self._kill_stuck()
+
+    def _on_message(self, worker: _Process, message: tuple) -> None:
+        kind = message[0]
+        if kind == "ready":
+            worker.state = "ready"
+        elif kind == "done":
+            _, notes, retiring = message
+            worker.task = None
+            worker.state = "retiring" if retiring else worker.state
+            self.progress.update(notes)
+        elif kind == "failed":
+            _, what, text = message
+            raise _FAILURES[what](text)
+
+    def _on_exit(self, worker: _Process) -> None:
+        with contextlib.suppress(EOFError, OSError):
+            while worker.conn.poll():  # what it said before it ended ("done", then retired)
+                self._on_message(worker, worker.conn.recv())
+        worker.process.join()
+        self.workers.remove(worker)
+        worker.conn.close()
+        code = worker.process.exitcode
+        if worker.state == "starting":
+            how = _how(code)
+            raise PipelineLoadError(Errors.E030.format(cause=f"the worker died ({how})"))
+        if worker.task is None:
+            return  # retired after CHUNKS_PER_WORKER chunks, or idle when killed
+        index, chunk = worker.task
+        at = worker.position.value
+        how = _how(code)
+        died = self.deaths[(index, at)] = self.deaths.get((index, at), 0) + 1
+        if at < 0:
+            if died >= 3:
+                raise UserError(Errors.E032.format(how=how, index=index))  # memory, most often
+            log.warning("a worker died (%s) before coding chunk %d; coding it again", how, index)
+        elif died >= 2:
+            note_id, _, _, *day = chunk[at]
+            chunk = list(chunk)
+            chunk[at] = (note_id, None, f"the worker coding this note died twice ({how})", *day)
+            log.warning("note %s killed its worker twice (%s): an error row", note_id, how)
+        else:
+            note_id = chunk[at][0]
+            log.warning(
+                "a worker died (%s) coding note %s of chunk %d; coding the chunk again",
+                how,
+                note_id,
+                index,
+            )
+        self.retry.append((index, chunk))
+
+    def _kill_stuck(self) -> None:
+        """Kill a worker on one note for twice the per-note timeout and ten seconds more.
+
+        The timeout alarm interrupts Python code only; a note stuck inside a C
+        extension would hold its worker for ever.
+        """
+        if self.options.timeout <= 0:
+            return
+        now = time.monotonic()
+        for worker in self.workers:
+            if worker.task is None:
+                continue
+            at = worker.position.value
+            if at != worker.seen[0]:
+                worker.seen = (at, now)
+            elif at >= 0 and now - worker.seen[1] > 2 * self.options.timeout + 10:
+                log.warning("a worker is stuck on one note: killing it")
+                worker.process.kill()
+                worker.seen = (at, now)
+
+    def _stop(self) -> None:
+        """End every worker: asked to (a clean end), or killed (the run failed)."""
+        for worker in self.workers:
+            with contextlib.suppress(OSError):
+                worker.conn.send(None)
+        deadline = time.monotonic() + 5
+        for worker in self.workers:
+            worker.process.join(max(0.0, deadline - time.monotonic()))
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join()
+            worker.conn.close()
+        self.workers.clear()
+
+
+#: What a worker's "failed" message raises in the main process.
+_FAILURES: dict[str, type[Exception]] = {
+    "pipeline": PipelineLoadError,
+    "output": OutputError,
+    "internal": RuntimeError,
+}
+
+
+def _how(exitcode: int | None) -> str:
+    """How a process ended, for a message: "killed by SIGKILL", "exit code 1"."""
+    if exitcode is not None and exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit code {exitcode}"
 
 
 def _progress(options: BatchOptions) -> Any:

@@ -25,7 +25,7 @@ from spacy.tokens import Doc, Span
 from spacy.util import ensure_path, filter_spans
 
 from notecoder.extensions import REGION_WORDS_KEY, SPANS_KEY, sentence_of
-from notecoder.rulefile import RULES_DIR
+from notecoder.rulefile import RULES_DIR, read_rule_file
 
 _ATTRS_FILE = "entity_attributes.json"
 
@@ -96,7 +96,7 @@ class EntityRuler(SpanRuler):
         """Load the patterns and the attribute rules (default: pipelines/spine's)."""
         super().initialize(get_examples, nlp=nlp, patterns=patterns)
         path = attributes_path or RULES_DIR / _ATTRS_FILE
-        self.attributes = AttributeRules(srsly.read_json(path))
+        self.attributes = read_rule_file(path, AttributeRules)
 
     def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
         super().to_disk(path, exclude=exclude)
@@ -104,7 +104,7 @@ class EntityRuler(SpanRuler):
 
     def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> "EntityRuler":
         super().from_disk(path, exclude=exclude)
-        self.attributes = AttributeRules(srsly.read_json(ensure_path(path) / _ATTRS_FILE))
+        self.attributes = read_rule_file(ensure_path(path) / _ATTRS_FILE, AttributeRules)
         return self
 
     def __call__(self, doc: Doc) -> Doc:

@@ -12,8 +12,10 @@
 - A 95% bootstrap interval (notes resampled with replacement) on every F1, and a
   paired bootstrap between two prediction files (``compare``).
 
-Every table is a pandas DataFrame; ``errors`` lists every false positive and
-false negative with its note, for a report.
+Every table is a pandas DataFrame, counts as integers; ``errors`` lists every
+false positive and false negative with its note, for a report. A level no gold
+note annotates (no note has ``entities``, say) has no rows: its zeros would read
+as a score, so reports leave it out and say why (``Scores.omitted``).
 """
 
 from __future__ import annotations
@@ -30,10 +32,27 @@ import pandas as pd
 
 from notecoder.io.gold import ATTRIBUTES, Corpus, Note, note_from_json
 
-__all__ = ["Corpus", "Scores", "compare", "predict", "render", "score"]
+__all__ = ["Corpus", "Scores", "compare", "formatted", "predict", "records", "render", "score"]
 
 MODES = ("strict", "lenient")
 _RNG_SEED = 20261124
+#: Each gold field, the tables scored from it, and what a report says when no gold note has it.
+_NEEDS: dict[str, tuple[tuple[str, ...], str]] = {
+    "entities": (
+        ("spans", "attributes", "regions"),
+        "no span annotations in the gold: span, attribute and region scores omitted",
+    ),
+    "codes": (("codes",), "no codes in the gold: code scores omitted"),
+    "flags": (("flags",), "no flags in the gold: flag scores omitted"),
+}
+_TITLES = {
+    "summary": "Summary (95% bootstrap interval of F1)",
+    "spans": "Spans per label",
+    "attributes": "Attributes on matched spans (lenient)",
+    "regions": "Region assignment on matched spans",
+    "codes": "Codes",
+    "flags": "Flags",
+}
 
 
 @dataclass
@@ -56,26 +75,58 @@ class Scores:
     errors: pd.DataFrame
     summary: pd.DataFrame
     missing: list[str]  # gold notes with no prediction
+    unannotated: tuple[str, ...] = ()  # gold fields no gold note has
+
+    @property
+    def omitted(self) -> list[str]:
+        """One line per level left out of the report for want of gold, saying so."""
+        return [_NEEDS[name][1] for name in self.unannotated]
+
+    def _reported(self) -> list[str]:
+        """Names of the tables a report shows, in reading order."""
+        left_out = {table for name in self.unannotated for table in _NEEDS[name][0]}
+        return [name for name in _TITLES if name not in left_out]
 
     def titled_tables(self) -> list[tuple[str, pd.DataFrame]]:
-        """The report's tables in reading order, with their titles."""
-        return [
-            ("Summary (95% bootstrap interval of F1)", self.summary),
-            ("Spans per label", self.spans),
-            ("Attributes on matched spans (lenient)", self.attributes),
-            ("Region assignment on matched spans", self.regions),
-            ("Codes", self.codes),
-            ("Flags", self.flags),
-        ]
+        """The report's tables in reading order, with their titles, less the omitted ones."""
+        return [(_TITLES[name], getattr(self, name)) for name in self._reported()]
 
     def to_json(self) -> dict[str, Any]:
-        tables = ("summary", "spans", "attributes", "regions", "codes", "flags", "errors")
-        out: dict[str, Any] = {
-            name: getattr(self, name).replace({np.nan: None}).to_dict(orient="records")
-            for name in tables
-        }
+        """The report's tables (as in :meth:`titled_tables`) and errors as plain JSON values."""
+        names = [*self._reported(), "errors"]
+        out: dict[str, Any] = {name: records(getattr(self, name)) for name in names}
+        out["omitted"] = self.omitted
         out["missing_predictions"] = self.missing
         return out
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows as dicts of Python values (ints stay ints, a missing value is None), for JSON."""
+    return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+
+
+def formatted(frame: pd.DataFrame) -> pd.DataFrame:
+    """A table as a report prints it: counts as integers, the other numbers to three
+    decimals, "-" where a cell has no value (the macro row has no counts).
+
+    Formatted here once for the terminal and the HTML page alike: pandas' own
+    ``float_format`` would print a count column as floats, and ``na_rep`` does
+    not reach the missing cells of a nullable integer column.
+    """
+
+    def count(value: Any) -> str:
+        return "-" if pd.isna(value) else str(int(value))
+
+    def ratio(value: Any) -> str:
+        return "-" if pd.isna(value) else f"{value:.3f}"
+
+    shown = frame.copy()
+    for column in frame.columns:
+        if pd.api.types.is_integer_dtype(frame[column]):
+            shown[column] = frame[column].map(count)
+        elif pd.api.types.is_float_dtype(frame[column]):
+            shown[column] = frame[column].map(ratio)
+    return shown
 
 
 # -- matching ------------------------------------------------------------------
@@ -206,6 +257,8 @@ def _table(counts: Counts, key: str, weights: np.ndarray | None) -> pd.DataFrame
         ]
     )
     frame = pd.concat([frame, averages], ignore_index=True)
+    for column in ("tp", "fp", "fn"):  # the macro row has none: nullable, not float
+        frame[column] = frame[column].astype("Int64")
     if weights is not None and names:
         rows_f1, averages_f1 = _f1_samples(counts.per_note, weights)
         samples = np.concatenate([rows_f1, averages_f1], axis=1)
@@ -384,20 +437,27 @@ def score(
         span_tables.append(table)
     code_pairs = [(g, p) for g, p in pairs if g.codes is not None]
     flag_pairs = [(g, p) for g, p in pairs if g.flags is not None]
-    spans = pd.concat(span_tables, ignore_index=True)
-    codes = _table(_name_counts(code_pairs, "codes", errors), "code", weights(code_pairs))
-    flags = _table(_name_counts(flag_pairs, "flags", errors), "flag", weights(flag_pairs))
+    tables = {
+        "spans": pd.concat(span_tables, ignore_index=True),
+        "attributes": _attribute_table(span_pairs, weights(span_pairs)),
+        "regions": _region_table(span_pairs),
+        "codes": _table(_name_counts(code_pairs, "codes", errors), "code", weights(code_pairs)),
+        "flags": _table(_name_counts(flag_pairs, "flags", errors), "flag", weights(flag_pairs)),
+    }
+    subsets = {"entities": span_pairs, "codes": code_pairs, "flags": flag_pairs}
+    unannotated = tuple(name for name in _NEEDS if not subsets[name])
+    for name in unannotated:  # zeros with no gold behind them: keep the columns, drop the rows
+        for table in _NEEDS[name][0]:
+            tables[table] = tables[table].iloc[0:0]
+    error_frame = pd.DataFrame(
+        errors, columns=["note_id", "type", "level", "item", "start", "end", "text"]
+    ).astype({"start": "Int64", "end": "Int64"})  # offsets; None for codes and flags
     return Scores(
-        spans=spans,
-        attributes=_attribute_table(span_pairs, weights(span_pairs)),
-        regions=_region_table(span_pairs),
-        codes=codes,
-        flags=flags,
-        errors=pd.DataFrame(
-            errors, columns=["note_id", "type", "level", "item", "start", "end", "text"]
-        ),
-        summary=_summary(spans, codes, flags),
+        **tables,
+        errors=error_frame,
+        summary=_summary(tables["spans"], tables["codes"], tables["flags"]),
         missing=missing,
+        unannotated=unannotated,
     )
 
 
@@ -495,23 +555,18 @@ def predict(
 
 
 def render(scores: Scores, problems: list[str] | None = None) -> str:
-    """The report as terminal tables."""
-    fmt = {
-        c: "{:.3f}".format for c in ("precision", "recall", "f1", "f1_low", "f1_high", "accuracy")
-    }
+    """The report as terminal tables, then a line for each level omitted for want of gold."""
 
     def table(frame: pd.DataFrame) -> str:
         if frame.empty:
             return "  (nothing to score)"
-        shown = frame.copy()
-        for column in ("tp", "fp", "fn", "tn", "n", "correct"):
-            if column in shown:
-                shown[column] = shown[column].astype("Int64")
-        return shown.to_string(index=False, formatters=fmt, na_rep="-")
+        return formatted(frame).to_string(index=False)
 
     out = []
     for title, frame in scores.titled_tables():
         out += [title, "-" * len(title), table(frame), ""]
+    if scores.omitted:
+        out += [*scores.omitted, ""]
     errors = scores.errors
     out.append(
         f"Errors: {int((errors['type'] == 'FP').sum())} false positives, "

@@ -59,12 +59,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import srsly
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 from notecoder.extensions import REGION_WORDS_KEY, SPANS_KEY, doc_text
-from notecoder.rulefile import RULES_DIR, RuleFileComponent
+from notecoder.rulefile import RULES_DIR, RuleFileComponent, read_rule_file
 
 _DATA_FILE = "levels.json"
 
@@ -423,7 +422,7 @@ _PATTERNS: LevelPatterns | None = None
 def _default_patterns() -> LevelPatterns:
     global _PATTERNS
     if _PATTERNS is None:
-        _PATTERNS = LevelPatterns(srsly.read_json(RULES_DIR / _DATA_FILE))
+        _PATTERNS = read_rule_file(RULES_DIR / _DATA_FILE, LevelPatterns)
     return _PATTERNS
 
 

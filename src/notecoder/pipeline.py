@@ -8,6 +8,7 @@ with no rule file beside it, because each component saves its own rules.
 
 from __future__ import annotations
 
+import hashlib
 from importlib.metadata import version
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from notecoder import (  # noqa: F401
     terminology,
     tokenizer,
 )
+from notecoder.errors import Errors, PipelineLoadError
 
 #: The pipeline definitions of the checkout this package was installed from.
 PIPELINES_DIR = Path(__file__).resolve().parents[2] / "pipelines"
@@ -43,19 +45,46 @@ def load(path: str | Path | None = None) -> Language:
     """The pipeline: assembled from ``pipelines/spine`` or, given a path, loaded from it.
 
     ``path`` may be a pipeline definition folder (with config.cfg and rule
-    files) or a folder written by :func:`build` / ``nlp.to_disk``.
+    files) or a folder written by :func:`build` / ``nlp.to_disk``. Any failure
+    is a :class:`PipelineLoadError` whose one-line message names the cause (the
+    missing or malformed file, spaCy's config error), so that ``suggest``, the
+    API and batch can say what to fix instead of "internal error".
     """
+    try:
+        return _load(path)
+    except PipelineLoadError as err:
+        raise PipelineLoadError(Errors.E020.format(cause=err)) from None
+    except Exception as err:
+        cause = " ".join(f"{type(err).__name__}: {err}".split())[:300]
+        raise PipelineLoadError(Errors.E020.format(cause=cause)) from err
+
+
+def _load(path: str | Path | None) -> Language:
     if path is not None and (Path(path) / "meta.json").exists():
         nlp = spacy.load(path)
     else:
         definition = Path(path) if path is not None else DEFAULT_PIPELINE
         if not (definition / "config.cfg").exists():
-            raise FileNotFoundError(f"no pipeline at {definition} (config.cfg or meta.json)")
+            raise PipelineLoadError(Errors.E022.format(path=definition))
         config = load_config(definition / "config.cfg", overrides={"paths.rules": str(definition)})
         nlp = load_model_from_config(config, auto_fill=True, validate=True)
         nlp.initialize()
     nlp.max_length = _SPACY_MAX_LENGTH
     return nlp
+
+
+def fingerprint(path: str | Path | None = None) -> str:
+    """The notecoder version and a digest of the pipeline's files (``load(path)``'s).
+
+    Two batch runs with the same fingerprint code alike, so a resumed run can
+    check it is not mixing the output of an edited or other pipeline with its own.
+    """
+    folder = Path(path) if path is not None else DEFAULT_PIPELINE
+    digest = hashlib.sha256()
+    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(file.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(file.read_bytes())
+    return f"notecoder {version('notecoder')}, pipeline {digest.hexdigest()[:16]}"
 
 
 def build(output: str | Path = DEFAULT_MODEL, definition: str | Path | None = None) -> Path:

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 from spacy import displacy
 
-from notecoder.evaluate import Scores
+from notecoder.evaluate import Scores, formatted
 
 _CONTEXT = 120
 _SCRIPT = """
@@ -74,7 +74,8 @@ def render_html(scores: Scores, texts: dict[str, str], title: str = "notecoder e
     parts = [f"<h1>{html.escape(title)}</h1>"]
     for name, frame in scores.titled_tables():
         parts.append(f"<h2>{html.escape(name)}</h2>")
-        parts.append(frame.to_html(index=False, float_format="{:.3f}".format, na_rep="-"))
+        parts.append(formatted(frame).to_html(index=False))
+    parts.extend(f"<p>{html.escape(line)}</p>" for line in scores.omitted)
     parts.append("<h2>Errors</h2><p>")
     for key, name in (("type", "type"), ("level", "level"), ("item", "item")):
         parts.append(

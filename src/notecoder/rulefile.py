@@ -16,8 +16,31 @@ import srsly
 from spacy.language import Language
 from spacy.util import ensure_path
 
+from notecoder.errors import Errors, PipelineLoadError
+
 #: Where the repository keeps the rule files of the spine pipeline.
 RULES_DIR = Path(__file__).resolve().parents[2] / "pipelines" / "spine"
+
+
+def read_rule_file(path: str | Path, take: Callable[[Any], Any] = lambda data: data) -> Any:
+    """``take`` applied to a rule file's data (.json, or a list of lines for .jsonl).
+
+    A missing file, bad JSON or content of the wrong shape is a
+    :class:`PipelineLoadError` naming the file: srsly's own errors do not
+    ("Expected object or value"), and a user with a broken install or a hand-edited
+    rule file needs to know which file to fix.
+    """
+    path = Path(path)
+    try:
+        data = list(srsly.read_jsonl(path)) if path.suffix == ".jsonl" else srsly.read_json(path)
+    except (OSError, ValueError) as err:
+        reason = "missing" if not path.exists() else f"not valid JSON ({err})"
+        raise PipelineLoadError(Errors.E021.format(path=path, reason=reason)) from None
+    try:
+        return take(data)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as err:
+        reason = f"unexpected content ({type(err).__name__}: {err})"
+        raise PipelineLoadError(Errors.E021.format(path=path, reason=reason)) from err
 
 
 class RuleFileComponent:
@@ -42,7 +65,7 @@ class RuleFileComponent:
         data_path: str | Path | None = None,
     ) -> None:
         """Load the rules from ``data_path`` (default: pipelines/spine/<rules_file>)."""
-        self.set_rules(srsly.read_json(data_path or RULES_DIR / self.rules_file))
+        read_rule_file(data_path or RULES_DIR / self.rules_file, self.set_rules)
 
     def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
         path = ensure_path(path)
@@ -50,5 +73,5 @@ class RuleFileComponent:
         srsly.write_json(path / self.rules_file, self.rules_data())
 
     def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> "RuleFileComponent":
-        self.set_rules(srsly.read_json(ensure_path(path) / self.rules_file))
+        read_rule_file(ensure_path(path) / self.rules_file, self.set_rules)
         return self

@@ -48,6 +48,7 @@ from spacy.language import Language
 import notecoder
 from notecoder.api import default_pipeline, suggest
 from notecoder.codes import is_billable
+from notecoder.errors import PipelineLoadError
 from notecoder.fhir import to_fhir_batch_bundle, to_fhir_bundle
 from notecoder.result import empty_result
 
@@ -165,6 +166,9 @@ class Engine:
             try:
                 self._nlp = default_pipeline()
                 self.load_error = None
+            except PipelineLoadError as err:  # names the file to fix; holds no note text
+                self.load_error = str(err)
+                raise
             except Exception as err:
                 self.load_error = type(err).__name__
                 raise
@@ -178,7 +182,12 @@ class Engine:
                 return suggest(note.text, note_id=note.note_id, setting=note.setting, nlp=nlp)
         except Exception as err:  # the service answers every note, and stays up
             log.error("note %s failed: %s", note.note_id, type(err).__name__)
-            result = empty_result(note.note_id, f"internal error: {type(err).__name__}")
+            error = (
+                str(err)
+                if isinstance(err, PipelineLoadError)
+                else f"internal error: {type(err).__name__}"
+            )
+            result = empty_result(note.note_id, error)
             result["setting"] = note.setting
             return result
 
@@ -401,8 +410,8 @@ def create_app(nlp: Language | None = None) -> "FastAPI":
         # Build the pipeline before the first request (and before /health says ok).
         try:
             await run_in_threadpool(engine.pipeline)
-        except Exception as err:
-            log.error("pipeline failed to load: %s", type(err).__name__)
+        except Exception:
+            log.error("pipeline failed to load: %s", engine.load_error)
         yield
 
     app = FastAPI(

@@ -29,16 +29,19 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import sys
 import threading
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlparse
 
 from notecoder.batch import TABLES, code_chunk, print_summary, table_schemas
+from notecoder.errors import Errors, OutputError, PipelineLoadError, SourceError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -396,18 +399,26 @@ def delta_files(spark: SparkSession, root: str) -> list[str]:
     commits = sorted(
         (int(n[:20]), n) for n in names if re.fullmatch(r"\d{20}\.json", n) and int(n[:20]) > start
     )
-    if [v for v, _ in commits] != list(range(start + 1, start + 1 + len(commits))):
-        raise ValueError(f"incomplete Delta log in {log_dir}")
+    for expected, (version, _) in enumerate(commits, start + 1):
+        if version != expected:
+            raise SourceError(Errors.E055.format(path=log_dir, version=expected))
     texts: dict[str, str] = {}
     if commits:
         frame = spark.read.text([f"{log_dir}/{n}" for _, n in commits], wholetext=True)
         for row in frame.select("_metadata.file_name", "value").collect():
             texts[row.file_name] = row.value
     for _, name in commits:
-        for line in texts.get(name, "").splitlines():
+        for number, line in enumerate(texts.get(name, "").splitlines(), 1):
             if not line.strip():
                 continue
-            action = json.loads(line)
+            try:
+                action = json.loads(line)
+            except json.JSONDecodeError as err:
+                reason = f"line {number}: {err.msg}"
+                path = f"{log_dir}/{name}"
+                raise SourceError(
+                    Errors.E008.format(path=path, kind="Delta log", reason=reason)
+                ) from err
             if "add" in action:
                 if action["add"].get("deletionVector"):
                     reader_version = max(reader_version, 3)
@@ -417,20 +428,22 @@ def delta_files(spark: SparkSession, root: str) -> list[str]:
             elif "protocol" in action:
                 reader_version = action["protocol"].get("minReaderVersion", 1)
     if reader_version > 1:
-        raise ValueError(
-            f"Delta table {root} needs reader protocol {reader_version} (column mapping or "
-            "deletion vectors): read it with delta-spark and call notecoder.spark.annotate_all"
-        )
+        raise SourceError(Errors.E056.format(path=root, version=reader_version))
     return [
         p if "://" in p or p.startswith("/") else f"{root.rstrip('/')}/{unquote(p)}" for p in active
     ]
 
 
 def read_notes(spark: SparkSession, source: str) -> DataFrame:
-    """Notes from Parquet (a file, a folder, a Delta table folder) or a metastore table."""
+    """Notes from Parquet (a file, a folder, a Delta table folder) or a metastore table.
+
+    Raises :class:`~notecoder.errors.SourceError` for a name that is neither a
+    path nor a table, and for a Delta log it cannot replay; what Spark itself
+    cannot read raises Spark's own exception.
+    """
     if not _is_path(source):
         if not spark.catalog.tableExists(source):
-            raise FileNotFoundError(f"no such file, folder or table: {source}")
+            raise SourceError(Errors.E054.format(source=source))
         return spark.table(source)
     if not _exists(spark, source.rstrip("/") + "/_delta_log"):
         return spark.read.parquet(source)
@@ -439,7 +452,7 @@ def read_notes(spark: SparkSession, source: str) -> DataFrame:
     except Exception:
         files = delta_files(spark, source)
         if not files:
-            raise ValueError(f"Delta table {source} has no data files") from None
+            raise SourceError(Errors.E057.format(path=source)) from None
         return spark.read.option("basePath", source).parquet(*files)
 
 
@@ -473,8 +486,6 @@ def add_spark_parser(sub: Any) -> argparse.ArgumentParser:
 
 def _session(master: str | None) -> tuple[SparkSession, bool]:
     """The active session (spark-submit, a notebook) or a new one; True if we made it."""
-    import os
-
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
@@ -523,29 +534,230 @@ def _write_text(spark: SparkSession, path: str, text: str) -> None:
         stream.close()
 
 
-def spark_command(args: argparse.Namespace) -> int:
-    """``notecoder spark``: code a Parquet source or table into OUTPUT/<table>/ Parquet folders."""
-    from notecoder.io.sources import SourceError, date_column, pick_columns
+# -- checks ----------------------------------------------------------------------------
+#: A scheme (hdfs:, s3a:, dbfs:, file:...); one letter would be a Windows drive.
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):")
+#: Hadoop's glob characters: a pattern names no one file, only Spark can expand it.
+_GLOB = re.compile(r"[*?\[{]")
+#: The first (and last) four bytes of every Parquet file.
+_PARQUET_MAGIC = b"PAR1"
+#: Longest piece of a Spark error message kept in the one-line error.
+_CAUSE_CHARS = 200
 
-    spark, created = _session(args.master)
+
+def _runs_here(master: str | None, spark: SparkSession | None = None) -> bool:
+    """Whether Spark runs on this machine and its files, so the driver can check paths itself.
+
+    Spark resolves a path without a scheme against ``fs.defaultFS`` (HDFS or
+    DBFS on a cluster), and ``--model`` is a folder as the executors see it, so
+    only a local master on the local file system qualifies. ``spark`` is the
+    session once there is one (an active session counts before ours starts).
+    Without one, spark-submit's master is known only to its JVM, and a Hadoop
+    configuration may point paths elsewhere: both are left to the session.
+    """
+    from pyspark.sql import SparkSession
+
+    spark = spark or SparkSession.getActiveSession()
+    if spark is not None:
+        context = spark.sparkContext
+        default_fs = context._jsc.hadoopConfiguration().get("fs.defaultFS", "file:///")
+        return context.master.startswith("local") and default_fs.startswith("file:")
+    if "PYSPARK_GATEWAY_PORT" in os.environ or os.environ.get("HADOOP_CONF_DIR"):
+        return False
+    return master is None or master.startswith("local")
+
+
+def _local_path(location: str, here: bool) -> Path | None:
+    """The file or folder of this machine that a Spark path names, if it names one.
+
+    A ``file:`` URI always does; a path without a scheme does when Spark
+    ``here`` reads local files; HDFS, S3, DBFS... and globs are Spark's to resolve.
+    """
+    if _GLOB.search(location):
+        return None
+    scheme = _SCHEME.match(location)
+    if scheme is None:
+        return Path(location) if here else None
+    url = urlparse(location)  # not unquoted: Hadoop reads file:/a%3Db as the name a%3Db
+    is_local = scheme.group(1).lower() == "file" and url.netloc in ("", "localhost")
+    return Path(url.path) if is_local else None
+
+
+def _parquet_bytes(path: Path) -> bool:
+    """Whether a file starts as Parquet does (Hive and others write Parquet without a suffix)."""
+    with path.open("rb") as f:
+        return f.read(len(_PARQUET_MAGIC)) == _PARQUET_MAGIC
+
+
+def _holds_parquet(folder: Path) -> bool:
+    """Whether a folder holds a file Spark would read as Parquet.
+
+    Like Spark, skips names starting with _ or . (_SUCCESS, .crc files) and
+    looks into subfolders (partitions such as year=2024/).
+    """
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(("_", "."))]
+        for name in files:
+            file = Path(root, name)
+            if not name.startswith(("_", ".")) and (
+                file.suffix.lower() == ".parquet" or _parquet_bytes(file)
+            ):
+                return True
+    return False
+
+
+def _check_input(path: Path, source: str) -> None:
+    """A local input Spark could read: else Spark fails only after starting, with a Java stack."""
+    if not path.exists():
+        raise SourceError(Errors.E001.format(path=source))
+    if path.is_file():
+        suffix = path.suffix.lower()
+        if suffix != ".parquet" and not _parquet_bytes(path):
+            what = f"a {suffix} file" if suffix else "a file, not Parquet"
+            raise SourceError(Errors.E050.format(path=source, what=what))
+        if path.stat().st_size == 0:
+            reason = "it is empty (0 bytes)"
+            raise SourceError(Errors.E008.format(path=source, kind="Parquet", reason=reason))
+    elif not (path / "_delta_log").is_dir() and not _holds_parquet(path):
+        what = "a folder with no Parquet file and no _delta_log"
+        raise SourceError(Errors.E050.format(path=source, what=what))
+
+
+def _check_here(args: argparse.Namespace, wanted: list[str], here: bool) -> None:
+    """What this machine can check without Spark: the input, the output and ``--model``.
+
+    Found by Spark, a wrong input costs a Spark start-up and ends in a Java
+    stack trace, an output in the way or a missing model only after every note
+    has been read or coded. Paths Spark resolves elsewhere are left to it.
+    """
+    source = _local_path(args.input, here)
+    if source is not None and _is_path(args.input):  # else perhaps a metastore table
+        _check_input(source, args.input)
+    output = _local_path(args.output, here)
+    if output is not None:
+        if output.is_file():
+            raise OutputError(Errors.E051.format(path=args.output))
+        existing = [t for t in wanted if (output / t).exists()]
+        if existing and not args.overwrite:
+            raise OutputError(Errors.E052.format(path=args.output, tables=", ".join(existing)))
+    if here and args.model is not None:
+        model = Path(args.model)  # the folder pipeline.load reads: meta.json, else config.cfg
+        if not ((model / "meta.json").is_file() or (model / "config.cfg").is_file()):
+            raise PipelineLoadError(Errors.E022.format(path=args.model))
+
+
+def _spark_cause(err: Exception) -> str:
+    """Spark's error as a short line: its error class and first line, no Java stack.
+
+    A Java exception PySpark does not convert (``Py4JJavaError``) has the
+    py4j call and the whole stack in its text, and may wrap the error that
+    says what is wrong ("Job aborted due to stage failure: ..."): the first
+    message in its chain that carries an error class is taken, from the JVM.
+    """
+    from py4j.protocol import Py4JJavaError
+
+    if isinstance(err, Py4JJavaError):
+        messages: list[str] = []
+        cause = err.java_exception
+        while cause is not None and len(messages) < 10:
+            messages.append(cause.getMessage() or cause.toString())
+            cause = cause.getCause()
+        text = next((m for m in messages if m.startswith("[")), messages[0])
+        condition = None
+    else:
+        text, condition = str(err), err.getCondition()
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(err).__name__)
+    if condition and not line.startswith("["):
+        line = f"[{condition}] {line}"
+    return line if len(line) <= _CAUSE_CHARS else line[: _CAUSE_CHARS - 3] + "..."
+
+
+@contextmanager
+def _quiet_logs(spark: SparkSession) -> Iterator[None]:
+    """Spark's log4j at FATAL for a while, then as it was.
+
+    Opening an input that is not Parquet, or a path that does not exist, makes
+    the executor, the task scheduler and the file index log Java stack traces
+    at ERROR and WARN, when one line says what is wrong. PySpark shows WARN
+    while its root logger says INFO, through Spark's shell threshold, which
+    ``setLogLevel`` clears: both are put back. If this Spark keeps the
+    threshold elsewhere, the logs are left alone. For a session the command
+    created only: the level is the whole JVM's, a notebook's is not ours.
+    """
+    from py4j.protocol import Py4JError
+
+    context = spark.sparkContext
     try:
+        spark_logging = getattr(
+            getattr(context._jvm.org.apache.spark.internal, "Logging$"), "MODULE$"
+        )
+        threshold = spark_logging.sparkShellThresholdLevel()
+    except (Py4JError, TypeError):  # a package, not the class: not the Spark this was made for
+        yield
+        return
+    root = context._jvm.org.apache.logging.log4j.LogManager.getRootLogger().getLevel().name()
+    context.setLogLevel("FATAL")
+    try:
+        yield
+    finally:
+        context.setLogLevel(root)
+        getattr(spark_logging, "sparkShellThresholdLevel_$eq")(threshold)
+
+
+def _read_input(
+    spark: SparkSession, args: argparse.Namespace, quiet: bool
+) -> tuple[DataFrame, str, str, str | None]:
+    """The notes and their id, text and date columns; a source Spark cannot open is a
+    :class:`~notecoder.errors.SourceError` of one line, Spark's logs kept quiet if ``quiet``."""
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import PySparkException
+
+    from notecoder.io.sources import date_column, pick_columns
+
+    with _quiet_logs(spark) if quiet else nullcontext():
         try:
             notes = read_notes(spark, args.input)
-            ids, texts = pick_columns(notes.columns, args.id_col, args.text_col)
-            dates = date_column(notes.columns, args.date_col)
-        except (SourceError, FileNotFoundError, ValueError) as err:
-            print(f"notecoder: {err}", file=sys.stderr)
-            return 2
-        output = args.output.rstrip("/")
-        wanted = [t for t in ("results", *TABLES) if args.table is None or t in args.table]
-        wanted = list(dict.fromkeys(wanted))  # results first: its write codes every note
+            columns = notes.columns
+        except (PySparkException, Py4JJavaError) as err:
+            cause = _spark_cause(err)
+            raise SourceError(Errors.E053.format(source=args.input, cause=cause)) from err
+    ids, texts = pick_columns(columns, args.id_col, args.text_col)
+    return notes, ids, texts, date_column(columns, args.date_col)
+
+
+def _check_output(spark: SparkSession, output: str, wanted: list[str], overwrite: bool) -> None:
+    """The output, on whatever file system Spark writes it to (HDFS, S3...)."""
+    from py4j.protocol import Py4JJavaError
+
+    try:
+        fs, hpath = _hadoop_fs(spark, output)
+        if fs.exists(hpath) and fs.getFileStatus(hpath).isFile():
+            raise OutputError(Errors.E051.format(path=output))
         existing = [t for t in wanted if _exists(spark, f"{output}/{t}")]
-        if existing and not args.overwrite:
-            print(
-                f"notecoder: {output} already has {', '.join(existing)} (use --overwrite)",
-                file=sys.stderr,
-            )
-            return 2
+    except Py4JJavaError as err:  # e.g. no file system for the scheme, access denied
+        raise OutputError(Errors.E011.format(path=output, reason=_spark_cause(err))) from err
+    if existing and not overwrite:
+        raise OutputError(Errors.E052.format(path=output, tables=", ".join(existing)))
+
+
+def spark_command(args: argparse.Namespace) -> int:
+    """``notecoder spark``: code a Parquet source or table into OUTPUT/<table>/ Parquet folders.
+
+    What the user can fix raises a :class:`~notecoder.errors.UserError`
+    (``notecoder.cli.run_command`` shows it as one line, exit 2); what this
+    machine can check is checked before Spark starts, which takes seconds.
+    """
+    wanted = [t for t in ("results", *TABLES) if args.table is None or t in args.table]
+    wanted = list(dict.fromkeys(wanted))  # results first: its write codes every note
+    here = _runs_here(args.master)
+    _check_here(args, wanted, here)
+    spark, created = _session(args.master)
+    try:
+        if not here and _runs_here(args.master, spark):  # e.g. spark-submit --master local[4]
+            _check_here(args, wanted, here=True)
+        notes, ids, texts, dates = _read_input(spark, args, quiet=created)
+        output = args.output.rstrip("/")
+        _check_output(spark, output, wanted, args.overwrite)
         tables = annotate_all(
             notes,
             ids,
@@ -570,11 +782,15 @@ def spark_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m notecoder.spark`` or ``spark-submit .../notecoder/spark.py``: spark alone."""
-    parser = argparse.ArgumentParser(prog="notecoder-spark", description=__doc__)
+    """``python -m notecoder.spark`` or ``spark-submit .../notecoder/spark.py``: spark alone,
+    with the errors, exit statuses and ``--debug`` of ``notecoder spark``."""
+    from notecoder import cli  # here, not above: cli imports this module
+
+    parser = cli.Parser(prog="notecoder", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    add_spark_parser(sub)
-    return spark_command(parser.parse_args(["spark", *(sys.argv[1:] if argv is None else argv)]))
+    cli.add_debug_option(add_spark_parser(sub))
+    args = parser.parse_args(["spark", *(sys.argv[1:] if argv is None else argv)])
+    return cli.run_command(spark_command, args, "notecoder spark")
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ from spacy.matcher import PhraseMatcher
 
 from notecoder import codes
 from notecoder import tokenizer as _tokenizer  # noqa: F401  (registers notecoder.Tokenizer.v1)
-from notecoder.rulefile import RULES_DIR
+from notecoder.rulefile import RULES_DIR, read_rule_file
 
 CONFIG_FILE = RULES_DIR / "terminology.json"
 PATTERNS_FILE = RULES_DIR / "terminology_patterns.jsonl"
@@ -72,7 +72,7 @@ def read_patterns(paths: list[str]) -> list[dict[str, Any]]:
     spaCy's ``srsly.read_jsonl.v1`` reads one file; the entity ruler needs the
     hand-made list and the derived one.
     """
-    return [pattern for path in paths for pattern in srsly.read_jsonl(path)]
+    return [pattern for path in paths for pattern in read_rule_file(path)]
 
 
 @dataclass

@@ -18,10 +18,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from notecoder.errors import Errors, GoldError, SourceError
 from notecoder.io.gold import (
     ATTRIBUTES,
+    BAD_JSON,
+    NOT_OBJECT,
+    NOT_UTF8,
     Corpus,
-    GoldError,
     Note,
     Problem,
     check_entity,
@@ -37,14 +40,37 @@ DEFAULT_MAPPING: dict[str, dict[str, str]] = {
     "attributes": {name.capitalize(): name for name in ATTRIBUTES},
 }
 _CORE = {"start", "end", "text", "label"}
+_NO_TXT = ".ann without its .txt"
+_MAPPING_SHAPE = 'expected {"labels": {...}, "attributes": {...}}'
 
 
 def load_mapping(path: str | Path | None) -> dict[str, dict[str, str]]:
-    """The annotators' names -> ours: {"labels": {...}, "attributes": {...}}."""
+    """The annotators' names -> ours: {"labels": {...}, "attributes": {...}}.
+
+    A missing or malformed file is a SourceError: read as no names at all, it
+    would silently drop every annotation.
+    """
     if path is None:
         return DEFAULT_MAPPING
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    return {"labels": dict(data.get("labels", {})), "attributes": dict(data.get("attributes", {}))}
+    path = Path(path)
+
+    def malformed(reason: str) -> SourceError:
+        return SourceError(Errors.E008.format(path=path, kind="JSON mapping", reason=reason))
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SourceError(Errors.E001.format(path=path)) from None
+    except UnicodeDecodeError:
+        raise malformed(NOT_UTF8) from None
+    except json.JSONDecodeError as err:
+        raise malformed(f"{BAD_JSON} ({err.msg}, line {err.lineno})") from None
+    if not isinstance(data, dict) or not data.keys() & {"labels", "attributes"}:
+        raise malformed(_MAPPING_SHAPE)
+    labels, attributes = data.get("labels", {}), data.get("attributes", {})
+    if not isinstance(labels, dict) or not isinstance(attributes, dict):
+        raise malformed(_MAPPING_SHAPE)
+    return {"labels": dict(labels), "attributes": dict(attributes)}
 
 
 def read_brat(
@@ -61,15 +87,33 @@ def read_brat(
             raise GoldError(str(found))
         corpus.problems.append(found)
 
+    def skip(file: Path, kind: str, message: str) -> None:
+        corpus.skipped[kind] += 1
+        problem(file, None, message)
+
     for ann in sorted(directory.glob("*.ann")):
-        txt = ann.with_suffix(".txt")
+        txt, meta_path = ann.with_suffix(".txt"), ann.with_suffix(".json")
         if not txt.exists():
-            problem(ann, None, f"no {txt.name} beside it")
+            skip(ann, _NO_TXT, f"no {txt.name} beside it")
             continue
-        text = txt.read_text(encoding="utf-8")
-        entities, notes = _read_ann(ann, text, names, problem)
-        meta_path = ann.with_suffix(".json")
-        meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
+        contents: dict[Path, str] = {}
+        try:  # (no .json beside the .ann: the note has no fields of its own)
+            for file in (txt, ann, meta_path):
+                contents[file] = file.read_text(encoding="utf-8") if file.exists() else "{}"
+        except UnicodeDecodeError as err:
+            skip(file, NOT_UTF8, f"{NOT_UTF8} (byte {err.start}; another encoding?)")
+            continue
+        try:
+            meta = json.loads(contents[meta_path])
+        except json.JSONDecodeError as err:
+            skip(meta_path, BAD_JSON, f"{BAD_JSON} ({err.msg})")
+            continue
+        if not isinstance(meta, dict):
+            skip(meta_path, NOT_OBJECT, NOT_OBJECT)
+            continue
+        text, lines = contents[txt], contents[ann].splitlines()
+        corpus.lines += len(lines)
+        entities, notes = _read_ann(ann, lines, text, names, problem)
         spans_annotated = meta.pop("spans_annotated", True)
         note = Note(
             id=str(meta.pop("id", ann.stem)),
@@ -87,10 +131,10 @@ def read_brat(
     return corpus
 
 
-def _read_ann(ann: Path, text: str, names: dict, problem) -> tuple[dict, dict]:
+def _read_ann(ann: Path, lines: list[str], text: str, names: dict, problem) -> tuple[dict, dict]:
     entities: dict[str, dict[str, Any]] = {}
     notes: dict[str, dict[str, Any]] = {}
-    for lineno, line in enumerate(ann.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
         fields = line.split("\t")
@@ -108,7 +152,7 @@ def _read_ann(ann: Path, text: str, names: dict, problem) -> tuple[dict, dict]:
                     continue
                 entity = {"start": start, "end": end, "text": text[start:end], "label": label}
                 if len(fields) > 2 and len(pieces) == 1 and fields[2] != text[start:end]:
-                    problem(ann, lineno, f"{tid} text {fields[2]!r} does not match its offsets")
+                    problem(ann, lineno, f"{tid} text does not match the note's text there")
                     continue
                 error = check_entity(entity, text)
                 if error:
@@ -131,6 +175,8 @@ def _read_ann(ann: Path, text: str, names: dict, problem) -> tuple[dict, dict]:
                     notes[target] = json.loads(fields[2])
                 except (json.JSONDecodeError, IndexError):
                     continue  # a human note, not ours
+        except GoldError:  # strict mode's own (a ValueError): not a malformed line
+            raise
         except (IndexError, ValueError):
             problem(ann, lineno, "malformed line")
     return entities, notes

@@ -12,8 +12,9 @@ from pathlib import Path
 import spacy
 from spacy.tokens import DocBin
 
+from notecoder.errors import Errors, GoldError, SourceError
 from notecoder.io.brat import load_mapping
-from notecoder.io.gold import Corpus, GoldError, Note, Problem
+from notecoder.io.gold import Corpus, Note, Problem
 
 
 def read_docbin(
@@ -27,7 +28,12 @@ def read_docbin(
     labels = load_mapping(mapping)["labels"]
     vocab = spacy.blank("en").vocab
     corpus = Corpus()
-    for i, doc in enumerate(DocBin().from_disk(path).get_docs(vocab)):
+    try:
+        docbin = DocBin().from_disk(path)
+    except ValueError:  # spaCy's own message is long and tells how to convert v2 JSON
+        reason = "spaCy cannot load it as a DocBin"
+        raise SourceError(Errors.E008.format(path=path, kind=".spacy", reason=reason)) from None
+    for i, doc in enumerate(docbin.get_docs(vocab)):
         spans = list(doc.ents) if span_key is None else list(doc.spans.get(span_key, []))
         entities = []
         for span in spans:

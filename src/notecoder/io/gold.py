@@ -1,19 +1,32 @@
 """Annotated notes in the gold JSONL of formats.md, read with every problem reported.
 
-A researcher's file is rarely clean. Each line is checked (JSON, required
-fields, offsets inside the text, span text matching its offsets, known labels,
-unique ids) and a problem names the file and line; the rest of the file is still
-read unless ``strict`` is set, in which case the first problem raises.
+A researcher's file is rarely clean. Each line is checked (UTF-8, JSON,
+required fields, offsets inside the text, span text matching its offsets, known
+labels, unique ids) and a problem names the file and line; the rest of the file
+is still read unless ``strict`` is set, in which case the first problem raises.
+A problem never quotes note text: problems end up in reports and logs.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from notecoder.errors import Errors, GoldError, SourceError
+
+#: Why a line of a JSONL file gave no note (keys of ``Corpus.skipped``).
+BLANK, BAD_JSON, NOT_UTF8, NOT_OBJECT, NO_ID_OR_TEXT, DUPLICATE = (
+    "blank",
+    "bad JSON",
+    "not UTF-8 text",
+    "not a JSON object",
+    "missing 'id' or 'text'",
+    "duplicate id",
+)
 LABELS = frozenset({"CONDITION", "PAIN", "SPINAL_LEVEL", "IMAGING_FINDING", "TREATMENT"})
 ATTRIBUTES = ("negated", "historical", "hypothetical", "uncertain", "family")
 
@@ -29,10 +42,6 @@ class Problem:
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line is not None else self.file
         return f"{where}: {self.message}"
-
-
-class GoldError(ValueError):
-    """A malformed annotated file, in strict mode."""
 
 
 @dataclass
@@ -60,10 +69,16 @@ class Note:
 
 @dataclass
 class Corpus:
-    """Notes read from one or more files, with the problems found on the way."""
+    """Notes read from one or more files, with the problems found on the way.
+
+    ``lines`` and ``skipped`` (why a line, or a BRAT file, gave no note, by kind)
+    let a reader say in one line why a file held no note at all.
+    """
 
     notes: list[Note] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    lines: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
 
     def by_id(self) -> dict[str, Note]:
         return {n.id: n for n in self.notes}
@@ -83,7 +98,7 @@ def check_entity(entity: Any, text: str | None) -> str | None:
     if not 0 <= start < end <= len(text):
         return f"entity offsets {start}-{end} outside the text (length {len(text)})"
     if "text" in entity and entity["text"] != text[start:end]:
-        return f"entity text {entity['text']!r} does not match the text at {start}-{end}"
+        return f"entity text does not match the note's text at {start}-{end}"
     return None
 
 
@@ -96,10 +111,10 @@ def note_from_json(
     its offsets are then taken on trust.
     """
     if not isinstance(obj, dict):
-        return None, ["line is not a JSON object"]
+        return None, [NOT_OBJECT]
     note_id, text = obj.get("id", obj.get("note_id")), obj.get("text")
     if note_id is None or (require_text and not isinstance(text, str)):
-        return None, ["missing 'id' or 'text'"]
+        return None, [NO_ID_OR_TEXT]
     errors: list[str] = []
     entities = None
     if "entities" in obj:
@@ -145,32 +160,75 @@ def read_jsonl(
     corpus = Corpus()
     seen: dict[str, str] = {}
     for path in map(Path, paths):
-        with path.open(encoding="utf-8", errors="replace") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                source = f"{path}:{lineno}"
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as err:
-                    _problem(corpus, str(path), lineno, f"bad JSON ({err.msg})", strict)
-                    continue
-                note, errors = note_from_json(obj, source, require_text=not predictions)
-                for error in errors:
-                    _problem(corpus, str(path), lineno, error, strict)
-                if note is None:
-                    continue
-                if note.id in seen:
-                    _problem(
-                        corpus,
-                        str(path),
-                        lineno,
-                        f"duplicate id {note.id!r} (first at {seen[note.id]})",
-                        strict,
-                    )
-                    continue
-                seen[note.id] = source
-                corpus.notes.append(note)
+        for lineno, line, utf8 in _lines(path):
+            corpus.lines += 1
+            if not line.strip():
+                corpus.skipped[BLANK] += 1
+                continue
+            source = f"{path}:{lineno}"
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as err:
+                kind = BAD_JSON if utf8 else NOT_UTF8  # not even text: say so, not "bad JSON"
+                why = err.msg if utf8 else "another encoding, or binary"
+                corpus.skipped[kind] += 1
+                _problem(corpus, str(path), lineno, f"{kind} ({why})", strict)
+                continue
+            note, errors = note_from_json(obj, source, require_text=not predictions)
+            for error in errors:
+                _problem(corpus, str(path), lineno, error, strict)
+            if note is None:
+                corpus.skipped[errors[0]] += 1
+                continue
+            if note.id in seen:
+                corpus.skipped[DUPLICATE] += 1
+                _problem(
+                    corpus,
+                    str(path),
+                    lineno,
+                    f"{DUPLICATE} {note.id!r} (first at {seen[note.id]})",
+                    strict,
+                )
+                continue
+            seen[note.id] = source
+            corpus.notes.append(note)
+    return corpus
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str, bool]]:
+    """(number, text, whether it was UTF-8) of every line of a file.
+
+    Bytes that are not UTF-8 are replaced, so one stray byte in a note's text
+    does not cost the note; the flag tells a line that is not JSON because it
+    is not text at all.
+    """
+    try:
+        f = path.open(encoding="utf-8", errors="surrogateescape")
+    except FileNotFoundError:
+        raise SourceError(Errors.E001.format(path=path)) from None
+    with f:
+        for lineno, raw in enumerate(f, 1):
+            line = raw.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+            yield lineno, line, line == raw
+
+
+def require_notes(corpus: Corpus, path: str | Path, *, predictions: bool = False) -> Corpus:
+    """``corpus``, unless it holds nothing to evaluate: then a GoldError saying why, in counts.
+
+    Without this a CSV, an empty or a binary file given by mistake would score as
+    empty tables and exit 0. Gold must also annotate something: a file of plain
+    notes (id and text alone) has nothing to score against.
+    """
+    if not corpus.notes:
+        reasons = ", ".join(f"{n} {kind}" for kind, n in corpus.skipped.most_common())
+        if not reasons:
+            reasons = "the file is empty" if Path(path).is_file() else "its files are empty"
+        template = Errors.E041 if predictions else Errors.E040
+        raise GoldError(template.format(path=path, lines=corpus.lines, reasons=reasons))
+    if not predictions and all(
+        n.entities is None and n.codes is None and n.flags is None for n in corpus.notes
+    ):
+        raise GoldError(Errors.E043.format(path=path, notes=len(corpus.notes)))
     return corpus
 
 
