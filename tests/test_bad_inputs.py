@@ -2,9 +2,11 @@
 
 Each case is a small file (or a missing one, or an output in the way) built in
 a temporary folder. For each command the table says what must happen: the
-exit status, the start of the one stderr line when it fails, and for batch
-which notes must be coded and which must be error rows. Every note text holds
-``MARKER``, which must never appear on stderr.
+exit status, the start of the one stderr line when it fails, and for batch,
+evaluate and spark which notes must be coded (or scored) and which must be
+error rows. spark reads Parquet only: the catalogue's files are refused before
+its session starts, and the cases about notes are also run as Parquet through a
+session. Every note text holds ``MARKER``, which must never appear on stderr.
 """
 
 from __future__ import annotations
@@ -230,3 +232,121 @@ def test_batch_missing_sqlite_file_is_not_created(tmp_path, capsys, shared_pipel
     code = main(["batch", "--db", str(db), "--output", str(tmp_path / "out")])
     check_failure(code, capsys.readouterr().err, "batch", 2, f"[E001] no such file or folder: {db}")
     assert not db.exists() and not (tmp_path / "out").exists()
+
+
+# -- spark -------------------------------------------------------------------------------
+#: The catalogue's files are JSONL and CSV (or missing, or a folder), which spark does not
+#: read: each is refused before a Spark session starts. case -> start of the line.
+SPARK_FILES = {
+    "missing": "[E001] no such file or folder: {path}",
+    "directory": "[E050] {path} is a folder with no Parquet file and no _delta_log",
+    "empty": "[E050] {path} is a .jsonl file: notecoder spark reads Parquet",
+    "0-byte": "[E050] {path} is a .jsonl file",
+    "header-only CSV": "[E050] {path} is a .csv file",
+    "binary": "[E050] {path} is a .jsonl file",
+    "latin-1": "[E050] {path} is a .jsonl file",
+    "truncated JSONL line": "[E050] {path} is a .jsonl file",
+    "5 MB line": "[E050] {path} is a .jsonl file",
+    "duplicate ids": "[E050] {path} is a .jsonl file",
+    "wrong columns": "[E050] {path} is a .jsonl file",
+}
+
+
+@pytest.mark.parametrize("case", list(SPARK_FILES))
+def test_spark_refuses_before_its_session(case, tmp_path, capsys, monkeypatch):
+    from notecoder import spark
+
+    def no_session(master):
+        raise AssertionError("a Spark session was started")
+
+    monkeypatch.setattr(spark, "_session", no_session)
+    path = make(case, tmp_path)
+    code = main(["spark", str(path), str(tmp_path / "out")])
+    check_failure(code, capsys.readouterr().err, "spark", 2, SPARK_FILES[case].format(path=path))
+    assert not (tmp_path / "out").exists()
+
+
+def _parquet(path: Path, ids: list, texts: list, id_col: str = "note_id") -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    text_type = pa.binary() if any(isinstance(t, bytes) for t in texts) else pa.string()
+    columns = {id_col: pa.array(ids, pa.string()), "note_text": pa.array(texts, text_type)}
+    pq.write_table(pa.table(columns), path)
+    return path
+
+
+#: The catalogue's cases that are about notes, as Parquet, coded by a Spark session:
+#: case -> (input, exit, start of the line, coded ids, ids of error rows).
+SPARK_NOTES: dict[str, tuple[Callable[[Path], Path], int, str | None, list[str], list[str]]] = {
+    "binary": (
+        lambda d: _written(d / "notes.parquet", bytes(range(256)) * 8),
+        2,
+        "[E053] cannot read {path}: ",
+        [],
+        [],
+    ),
+    "truncated": (
+        lambda d: _truncated(_parquet(d / "notes.parquet", ["a"], [NOTE])),
+        2,
+        "[E053] cannot read {path}: ",
+        [],
+        [],
+    ),
+    "latin-1": (
+        lambda d: _parquet(d / "notes.parquet", ["a", "b"], [NOTE.encode(), b"Caf\xe9"]),
+        0,
+        None,
+        ["a"],
+        ["b"],
+    ),
+    "5 MB note": (
+        lambda d: _parquet(d / "notes.parquet", ["a", "big"], [NOTE, NOTE * 200_000]),
+        0,
+        None,
+        ["a"],
+        ["big"],
+    ),
+    "duplicate ids": (
+        lambda d: _parquet(d / "notes.parquet", ["a", "b", "a"], [NOTE] * 3),
+        0,
+        None,
+        ["a", "b"],
+        ["a"],
+    ),
+    "wrong columns": (
+        lambda d: _parquet(d / "notes.parquet", ["a"], [NOTE], id_col="doc"),
+        2,
+        "[E005] no id column (note_id or id); the columns are ['doc', 'note_text']",
+        [],
+        [],
+    ),
+}
+
+
+def _written(path: Path, content: bytes) -> Path:
+    path.write_bytes(content)
+    return path
+
+
+def _truncated(path: Path) -> Path:
+    return _written(path, path.read_bytes()[:40])
+
+
+@pytest.mark.parametrize("case", list(SPARK_NOTES))
+def test_spark_notes(case, spark, tmp_path, capsys, shared_pipeline):
+    build, expected, starts, coded, errors = SPARK_NOTES[case]
+    path = build(tmp_path)
+    out = tmp_path / "out"
+    code = main(["spark", str(path), str(out)])
+    stdout, err = capsys.readouterr()
+    if starts is not None:
+        check_failure(code, err, "spark", expected, starts.format(path=path))
+        assert not out.exists()
+        return
+    assert code == 0, err
+    assert MARKER not in err
+    results = pd.read_parquet(out / "results")
+    assert sorted(results.loc[results["error"].isna(), "note_id"]) == coded
+    assert sorted(results.loc[results["error"].notna(), "note_id"]) == errors
+    assert stdout.startswith(f"{len(coded) + len(errors)} notes, {len(errors)} errors")

@@ -40,27 +40,6 @@ pytestmark = pytest.mark.filterwarnings(
 )
 
 
-@pytest.fixture(scope="session")
-def spark(tmp_path_factory: pytest.TempPathFactory) -> SparkSession:
-    os.environ["PYSPARK_PYTHON"] = sys.executable  # executors import the editable notecoder
-    os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
-    warehouse = tmp_path_factory.mktemp("warehouse")
-    session = (
-        SparkSession.builder.master("local[2]")
-        .appName("notecoder-tests")
-        .config("spark.ui.enabled", "false")
-        .config("spark.driver.memory", "1g")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.default.parallelism", "2")
-        .config("spark.sql.warehouse.dir", str(warehouse))
-        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={warehouse}")
-        .getOrCreate()
-    )
-    session.sparkContext.setLogLevel("ERROR")
-    yield session
-    session.stop()
-
-
 @pytest.fixture(scope="module")
 def notes() -> list[dict[str, Any]]:
     with CORPUS.open(encoding="utf-8") as f:
@@ -183,6 +162,21 @@ def test_bad_values_become_error_rows(spark):
     for row in every:
         if row["error"]:
             assert row["codes"] == [] and json.loads(row["result"])["error"] == row["error"]
+
+
+def test_repeated_ids_code_the_first_and_report_the_others(spark):
+    rows = [("a", "Low back pain."), ("b", "Neck pain."), ("a", "Neck pain."), ("a", "Neck pain.")]
+    df = spark.createDataFrame(rows, "note_id string, note_text string").repartition(1)
+    results = nspark.annotate(df).toArrow().to_pylist()
+    repeat = "duplicate note id: an earlier note of the input has it too; not coded"
+    assert sorted((r["note_id"], r["error"] or "") for r in results) == [
+        ("a", ""),
+        ("a", repeat),
+        ("a", repeat),
+        ("b", ""),
+    ]
+    first = next(r for r in results if r["note_id"] == "a" and r["error"] is None)
+    assert first["codes"] == ["M54.50"]  # the first in input order is the one coded
 
 
 def test_note_raising_in_the_pipeline_becomes_an_error_row(spark, notes):

@@ -144,17 +144,21 @@ def _use_model(model: str | None) -> None:
 
 
 def _input_rows(batch: pa.RecordBatch, where: str, start: int, dated: bool) -> list[tuple]:
-    """Batch's rows ``(note_id, text, error[, date])``, checked exactly as batch checks them."""
-    from notecoder.io.sources import check_row
+    """Batch's rows ``(note_id, text, error[, date])``, checked exactly as batch checks them
+    (a repeated id, flagged by ``_coded``, included)."""
+    from notecoder.io.sources import DUPLICATE_ID, check_row
 
     rows: list[tuple] = []
     ids = batch.column("id").to_pylist()
     texts = batch.column("text").to_pylist()
+    repeats = batch.column("repeat").to_pylist()
     dates = batch.column("date").to_pylist() if dated else [None] * len(ids)
-    for i, (note_id, text, day) in enumerate(zip(ids, texts, dates, strict=True)):
-        if isinstance(note_id, bytes):  # string ids arrive as bytes too
-            note_id = note_id.decode("utf-8", errors="replace")
+    for i, (note_id, text, repeat, day) in enumerate(zip(ids, texts, repeats, dates, strict=True)):
+        if isinstance(note_id, bytes):  # string ids arrive as bytes too (check_row finds bad ones)
+            note_id = note_id.decode("utf-8", errors="surrogateescape")
         row = check_row(note_id, text, f"{where}:row {start + i + 1}")
+        if repeat and row[2] is None:
+            row = (row[0], None, DUPLICATE_ID.format(first="an earlier note of the input"))
         if day is not None:
             row = (*row[:3], str(day)[:10])
         rows.append(row)
@@ -229,6 +233,7 @@ def _coded(
     chunk: int = CHUNK_NOTES,
 ) -> DataFrame:
     """The intermediate frame: every table's rows, tagged with their table."""
+    from pyspark.sql import Window
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
@@ -249,7 +254,16 @@ def _coded(
     columns = [handed_over(id_col, "id"), handed_over(text_col, "text")]
     if date_col is not None:
         columns.append(F.col(date_col).alias("date"))
-    notes = df.select(*columns)
+    # A repeated id: the first note with it, in input order, is coded and each later
+    # one is an error row, as in batch (one shuffle by id, the notes included).
+    order = F.monotonically_increasing_id()
+    first = Window.partitionBy("id").orderBy("_order")
+    notes = (
+        df.select(*columns)
+        .withColumn("_order", order)
+        .withColumn("repeat", F.col("id").isNotNull() & (F.row_number().over(first) > 1))
+        .drop("_order")
+    )
     if partitions:
         notes = notes.repartition(partitions)
     else:

@@ -60,6 +60,9 @@ def _dated(row: Row, value: Any) -> Row:
     return (*row[:3], str(value)[:10])
 
 
+#: The error of a note whose id an earlier note of the input has (the first is coded).
+DUPLICATE_ID = "duplicate note id: {first} has it too; not coded"
+
 #: What Python makes of bytes that are not UTF-8 when told to keep them
 #: (``errors="surrogateescape"``): text holding these was not UTF-8 in the input.
 _NOT_UTF8 = re.compile("[\udc80-\udcff]")
@@ -100,7 +103,7 @@ def unique_ids(rows: Iterable[Row]) -> Iterator[Row]:
     for number, row in enumerate(rows, 1):
         seen = first.setdefault(row[0], number)
         if seen != number:
-            error = f"duplicate note id: note {seen} of the input has it too; not coded"
+            error = DUPLICATE_ID.format(first=f"note {seen} of the input")
             row = (row[0], None, error, *row[3:])
         yield row
 
