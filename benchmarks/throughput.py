@@ -7,7 +7,9 @@ batch`` (its own runner, in a fresh process, start-up and output included) with
 tokenizer's rate, >= 1.8x on 2 cores, < 500 MB per worker and flat over
 100,000 notes. The batch rows sample the resident memory of every process of
 the run once a second: "peak MB" is the largest process, "MB 10%->90%" the
-largest worker's memory at 10% and at 90% of the run.
+largest worker's memory at 10% and at 90% of the run, "main MB" the peak of the
+process that reads the input and hands out chunks (with several workers it holds
+the pipeline the workers inherit, its pages shared with them until written).
 
     python benchmarks/throughput.py                 # MTSamples x10 (23,570 notes)
     python benchmarks/throughput.py --repeat 43 --runs all   # 100,000 notes, memory
@@ -109,6 +111,7 @@ def batch(workers: int, source: Path, tmp: Path) -> dict:
         {p: mb for p, mb in s.items() if p != proc.pid or workers == 1} for _, s in samples
     ]
     peak = max((mb for s in workers_rss for mb in s.values()), default=0.0)
+    main_peak = max((s.get(proc.pid, 0.0) for _, s in samples), default=0.0)
     coding = [  # the largest worker, from 10% to 90% of the run (start-up and summary aside)
         max(s.values(), default=0.0)
         for (t, _), s in zip(samples, workers_rss, strict=True)
@@ -120,6 +123,7 @@ def batch(workers: int, source: Path, tmp: Path) -> dict:
         "notes": summary["notes"],
         "errors": summary["errors"],
         "peak_mb": peak,
+        "main_mb": main_peak,
         "trend": trend,
     }
 
@@ -179,7 +183,7 @@ def main() -> None:
     print(f"{len(lines):,} notes, {words:,} words (MTSamples x{args.repeat})")
     print(
         f"{'pipeline':<34}{'notes/s':>9}{'words/s':>10}{'x tokenizer':>13}"
-        f"{'peak MB':>9}{'MB 10%->90%':>13}{'errors':>8}"
+        f"{'peak MB':>9}{'MB 10%->90%':>13}{'main MB':>9}{'errors':>8}"
     )
     for name, r in rows:
         notes = r.get("notes", len(lines))
@@ -188,7 +192,7 @@ def main() -> None:
         ratio = f"{rate / (floor['notes'] / floor['seconds']):.3f}" if floor else "-"
         print(
             f"{name:<34}{rate:>9.1f}{word_rate:>10.0f}{ratio:>13}{r['peak_mb']:>9.0f}"
-            f"{r.get('trend', '-'):>13}{r.get('errors', '-'):>8}"
+            f"{r.get('trend', '-'):>13}{r.get('main_mb', 0):>9.0f}{r.get('errors', '-'):>8}"
         )
     batches = {name: r for name, r in rows if name.startswith("notecoder")}
     if len(batches) == 2:
