@@ -47,3 +47,40 @@ def test_line_break_commas_are_split(tok_nlp, text, expected):
 )
 def test_numbers_and_levels_keep_their_comma(tok_nlp, text, kept):
     assert kept in tokens(tok_nlp, text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "(" * 3000,
+        "x " + "((((" * 30 + "abc" + "))" * 50 + "  y\n\nz",
+        ":" * 500 + " low back pain " + "," * 400,
+        "a" * 5000 + " L4-5",
+        "see L4-5.,IMPRESSION:,1. Stenosis " + "-" * 300 + "\tend",
+        "(a)" * 2000,
+    ],
+)
+def test_long_chunks_keep_the_text_and_split_punctuation_runs(nlp, text):
+    doc = nlp.make_doc(text)
+    assert doc.text == text
+    marks = [t.text for t in doc if not t.is_space and not any(c.isalnum() for c in t.text)]
+    assert marks and all(len(m) <= 3 for m in marks)  # a run of marks: a token per mark
+
+
+def test_chunks_up_to_the_limit_are_spacys_alone(nlp):
+    from spacy.tokenizer import Tokenizer
+
+    from notecoder.tokenizer import LONG_CHUNK
+
+    ours = nlp.tokenizer
+    spacys = Tokenizer(
+        nlp.vocab,
+        rules=ours.rules,
+        prefix_search=ours.prefix_search,
+        suffix_search=ours.suffix_search,
+        infix_finditer=ours.infix_finditer,
+        token_match=ours.token_match,
+        url_match=ours.url_match,
+    )
+    text = "Dx: " + ("L4-5," * 20)[:LONG_CHUNK] + " and (DDD) at C5-6.,IMPRESSION:, stable"
+    assert [t.text for t in nlp.make_doc(text)] == [t.text for t in spacys(text)]

@@ -65,6 +65,77 @@ class Candidate:
         return self.code.startswith("M53.8")
 
 
+class _NoteIndex:
+    """One note's mentions indexed once, for the questions the coder asks of each mention.
+
+    "The regions of the same condition elsewhere in the note", "the mentions of
+    this sentence", "a later negation of this concept": answered by scanning
+    every mention for every mention, they cost time quadratic in the note's
+    length (a minute and a half for 20 KB of repeated conditions). Built at the
+    start of each ``Coder.code`` call; the answers are those of the scans.
+    """
+
+    def __init__(self, coder: "Coder", mentions: list[Span], usable: list[Span]) -> None:
+        self.mentions = mentions
+        self.order = {m: i for i, m in enumerate(mentions)}
+        self.concept = {m: coder._concept(m) for m in mentions}
+        self.sentence = {m: sentence_of(m).start for m in mentions}
+        self.precise: dict[str, dict[str, None]] = {}  # concept -> regions, in note order
+        self.regions: dict[str, dict[str, None]] = {}  # the same, levels precise or not
+        self.by_sentence: dict[tuple[str, int], list[Span]] = {}
+        self.last_negated: dict[str, int] = {}  # concept -> start of its last negated mention
+        for m in mentions:
+            concept = self.concept[m]
+            if not (m._.is_family or m._.is_negated) and any(
+                is_precise(a) for a in m._.linked_levels or []
+            ):
+                self.precise.setdefault(concept, {}).update(dict.fromkeys(m._.regions or []))
+            if not _excluded(m):
+                self.regions.setdefault(concept, {}).update(dict.fromkeys(m._.regions or []))
+            self.by_sentence.setdefault((m.label_, self.sentence[m]), []).append(m)
+            if m._.is_negated:
+                self.last_negated[concept] = max(self.last_negated.get(concept, -1), m.start)
+        self.certain = {
+            self.concept[m] for m in usable if m.label_ == "CONDITION" and not m._.is_uncertain
+        }
+        self.procedure: dict[bool, list[str]] = {}  # by "roots", as Coder finds them
+        self._only_region: list[str | None] | None = None
+
+    def settled(self, span: Span) -> bool:
+        """Is an uncertain mention's concept documented as established elsewhere in the
+        note (a differential the note settles, "consistent with" a herniation the MRI
+        shows)?"""
+        return self.concept[span] in self.certain
+
+    def ruled_out(self, span: Span) -> bool:
+        """Does the note later negate the concept ("probable instability" ... "no evidence
+        of instability")? A differential settled that way is neither coded nor uncertain."""
+        return self.last_negated.get(self.concept[span], -1) > span.end
+
+    def only_region(self) -> list[str | None]:
+        """The note's one region, when its levels and mentions name only one."""
+        if self._only_region is None:
+            anchors = {
+                a._.region
+                for a in self.mentions
+                if a.label_ == "SPINAL_LEVEL" and a._.region and not a._.is_family
+            }
+            anchors |= {
+                r
+                for m in self.mentions
+                if m.label_ in ("CONDITION", "PAIN")
+                for r in m._.regions or []
+            }
+            self._only_region = [anchors.pop()] if len(anchors) == 1 else [None]
+        return self._only_region
+
+    def sentence_levels(self, spans: list[Span]) -> list[Span]:
+        """The spinal levels of the sentences of these mentions."""
+        sentences = dict.fromkeys(self.sentence.get(s, sentence_of(s).start) for s in spans)
+        levels = [a for k in sentences for a in self.by_sentence.get(("SPINAL_LEVEL", k), [])]
+        return sorted(levels, key=self.order.__getitem__) if len(sentences) > 1 else levels
+
+
 @Language.factory("notecoder_coder", default_config={"spans_key": SPANS_KEY})
 def make_coder(nlp: Language, name: str, spans_key: str) -> "Coder":
     """Build the coder; its rules come at ``initialize`` or ``from_disk``."""
@@ -79,6 +150,9 @@ class Coder(RuleFileComponent):
     def __init__(self, spans_key: str) -> None:
         self.spans_key = spans_key
         self.rules: dict[str, Any] = {}
+        #: The note being coded, indexed (``code`` builds it; one note at a time, as
+        #: with any spaCy component).
+        self._note: _NoteIndex | None = None
 
     def rules_data(self) -> dict[str, Any]:
         return self.rules
@@ -184,6 +258,7 @@ class Coder(RuleFileComponent):
             and not self._non_spinal(m)
         ]
         clinical = [m for m in usable if m.label_ in ("CONDITION", "PAIN") and self._coded(m)]
+        self._note = _NoteIndex(self, mentions, usable)
         scope = self._diagnostic_scope(doc, clinical)
 
         conditions: list[Span] = []
@@ -191,9 +266,9 @@ class Coder(RuleFileComponent):
         for m in scope:
             if m.label_ != "CONDITION" and self._concept(m) not in self.rules["concepts"]:
                 continue
-            if not m._.is_uncertain or _settled(m, usable, self):
+            if not m._.is_uncertain or self._note.settled(m):
                 conditions.append(m)
-            elif _ruled_out(m, mentions, self):
+            elif self._note.ruled_out(m):
                 continue
             else:
                 uncertain.append(m)
@@ -267,8 +342,8 @@ class Coder(RuleFileComponent):
             and m not in scope
             and section_of(m) in sections
             and m._.is_uncertain
-            and not _settled(m, usable, self)
-            and not _ruled_out(m, mentions, self)
+            and not self._note.settled(m)
+            and not self._note.ruled_out(m)
         ]
 
     def _not_current(self, span: Span) -> bool:
@@ -349,7 +424,7 @@ class Coder(RuleFileComponent):
                 continue
             if spec.get("collapse"):
                 out.extend(self._osteoporotic(doc, region, spans))
-            level = _cervical_level(spans) or _cervical_level(_sentence_levels(doc, spans))
+            level = _cervical_level(spans) or _cervical_level(self._note.sentence_levels(spans))
             q = icd.Qualifiers(
                 level=level,
                 pain=pain_detail if spec.get("pain_split") else "unset",
@@ -487,16 +562,9 @@ class Coder(RuleFileComponent):
         if (spec.get("no_region") and not combining) or (spec.get("injury") and not own):
             # An injury's region is its own ("hip fracture" is not a spine fracture).
             return own or [None]
-        same = [
-            r
-            for m in mentions
-            if m is not span
-            and self._concept(m) == concept
-            and not m._.is_family
-            and not m._.is_negated
-            and any(is_precise(a) for a in m._.linked_levels or [])
-            for r in (m._.regions or [])
-        ]
+        # The regions of the same condition where the note gives it precise levels (this
+        # mention adds none of its own: with regions and precise levels it returned above).
+        same = list(self._note.precise.get(concept, {}))
         if own:
             # Each region word is refined by the levels of the same condition in it,
             # else by those of the procedure performed.
@@ -515,40 +583,60 @@ class Coder(RuleFileComponent):
                 or [word]
             ]
             return list(dict.fromkeys(refined))
-        sentence = _sentence_regions(span, mentions)
+        sentence = self._sentence_regions(span)
         if sentence:
             return sentence
-        same += [
-            r
-            for m in mentions
-            if m is not span and self._concept(m) == concept and not _excluded(m)
-            for r in (m._.regions or [])
-        ]
+        same += self._note.regions.get(concept, {})  # (this mention has no regions)
         if same:
             return list(dict.fromkeys(same))
         procedure = self._procedure_regions(mentions, spec)
         if procedure:
             return procedure
-        anchors = {
-            a._.region
-            for a in mentions
-            if a.label_ == "SPINAL_LEVEL" and a._.region and not a._.is_family
-        }
-        anchors |= {
-            r for m in mentions if m.label_ in ("CONDITION", "PAIN") for r in m._.regions or []
-        }
-        return [anchors.pop()] if len(anchors) == 1 else [None]
+        return self._note.only_region()
+
+    def _sentence_regions(self, span: Span) -> list[str]:
+        """Regions for a mention with none of its own, from its sentence: those of the
+        condition it is coordinated with ("spondylolisthesis and stenosis at L4-5 and
+        L5-S1"), else those of the sentence's levels ("at L4-L5 ... impingement by a
+        disc protrusion")."""
+        doc = span.doc
+        same = self._note.by_sentence.get((span.label_, self._note.sentence[span]), [])
+        following = sorted((m for m in same if m.start >= span.end), key=lambda m: m.start)
+        if following and all(t.lower_ in _COORDINATION for t in doc[span.end : following[0].start]):
+            regions = [
+                r
+                for a in following[0]._.linked_levels or []
+                if is_precise(a)
+                for r in a._.regions or [a._.region]
+                if r
+            ]
+            if regions:
+                return list(dict.fromkeys(regions))
+        return list(
+            dict.fromkeys(
+                a._.region
+                for a in self._note.sentence_levels([span])
+                if a._.region and not a._.is_family
+            )
+        )
 
     def _procedure_regions(self, mentions: list[Span], spec: dict[str, Any]) -> list[str]:
         """Regions of the levels of the procedure performed; single levels as nerve
-        roots for a root condition ("L4, L5 and S1 transforaminal" -> lumbar, lumbosacral)."""
+        roots for a root condition ("L4, L5 and S1 transforaminal" -> lumbar, lumbosacral).
+        The same for every mention of a note: found once per note."""
+        roots = bool(spec.get("roots"))
+        if roots not in self._note.procedure:
+            self._note.procedure[roots] = self._find_procedure_regions(mentions, roots)
+        return self._note.procedure[roots]
+
+    def _find_procedure_regions(self, mentions: list[Span], roots: bool) -> list[str]:
         sections = set(self.rules["procedure_sections"])
         regions: list[str] = []
         for a in mentions:
             if a.label_ != "SPINAL_LEVEL" or section_of(a) not in sections:
                 continue
             levels = a._.levels or []
-            if spec.get("roots") and len(levels) == 1 and levels[0][0] in "CTLS":
+            if roots and len(levels) == 1 and levels[0][0] in "CTLS":
                 regions.append(root_region(levels[0]))
             elif a._.region:
                 regions.append(a._.region)
@@ -724,28 +812,6 @@ def _excluded(span: Span) -> bool:
     return any(getattr(span._, attr, False) for attr in EXCLUDING_ATTRS)
 
 
-def _settled(span: Span, usable: list[Span], coder: Coder) -> bool:
-    """Is the concept documented as established elsewhere in the note (a differential
-    the note settles, "consistent with" a herniation the MRI shows)?"""
-    concept = coder._concept(span)
-    return any(
-        m is not span
-        and m.label_ == "CONDITION"
-        and coder._concept(m) == concept
-        and not m._.is_uncertain
-        for m in usable
-    )
-
-
-def _ruled_out(span: Span, mentions: list[Span], coder: Coder) -> bool:
-    """Does the note later negate the concept ("probable instability" ... "no evidence
-    of instability")? A differential settled that way is neither coded nor uncertain."""
-    concept = coder._concept(span)
-    return any(
-        m.start > span.end and m._.is_negated and coder._concept(m) == concept for m in mentions
-    )
-
-
 def _sentence_matches(span: Span, pattern: str) -> bool:
     return re.search(pattern, sentence_of(span).text) is not None
 
@@ -788,49 +854,6 @@ def _family_side(region: str | None) -> str:
 #: Words that coordinate two conditions sharing their levels ("spondylolisthesis and
 #: stenosis at L4-5").
 _COORDINATION = {"and", "or", ",", "/", "&", "with"}
-
-
-def _sentence_regions(span: Span, mentions: list[Span]) -> list[str]:
-    """Regions for a mention with none of its own, from its sentence: those of the
-    condition it is coordinated with ("spondylolisthesis and stenosis at L4-5 and
-    L5-S1"), else those of the sentence's levels ("at L4-L5 ... impingement by a
-    disc protrusion")."""
-    doc = span.doc
-    same = sorted(
-        (
-            m
-            for m in mentions
-            if m.label_ == span.label_ and sentence_of(m).start == sentence_of(span).start
-        ),
-        key=lambda m: m.start,
-    )
-    following = [m for m in same if m.start >= span.end]
-    if following and all(t.lower_ in _COORDINATION for t in doc[span.end : following[0].start]):
-        regions = [
-            r
-            for a in following[0]._.linked_levels or []
-            if is_precise(a)
-            for r in a._.regions or [a._.region]
-            if r
-        ]
-        if regions:
-            return list(dict.fromkeys(regions))
-    return list(
-        dict.fromkeys(
-            a._.region for a in _sentence_levels(doc, [span]) if a._.region and not a._.is_family
-        )
-    )
-
-
-def _sentence_levels(doc: Doc, spans: list[Span]) -> list[Span]:
-    """The spinal levels of the sentences of these mentions, for a mention that has none
-    linked ("degenerative disk and joint disease at C5-C6")."""
-    sentences = {sentence_of(s).start for s in spans}
-    return [
-        a
-        for a in doc.spans.get(SPANS_KEY, [])
-        if a.label_ == "SPINAL_LEVEL" and sentence_of(a).start in sentences
-    ]
 
 
 def _cervical_level(spans: list[Span]) -> str | None:

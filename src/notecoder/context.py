@@ -8,13 +8,17 @@ pipelines/spine/context_rules.json) and writes them into the pipeline folder
 answers with no rule file beside it. Targets are the mentions in ``doc.spans["notecoder"]``.
 """
 
+from bisect import bisect_left
 from typing import Any
 
 from medspacy.context import ConText, ConTextRule
+from medspacy.context.context_graph import ConTextGraph
+from medspacy.context.context_modifier import ConTextModifier
+from medspacy.util import tuple_overlaps
 from spacy.language import Language
-from spacy.tokens import Doc
+from spacy.tokens import Doc, Span
 
-from notecoder.extensions import SPANS_KEY
+from notecoder.extensions import SPANS_KEY, sentence_of
 from notecoder.matching import LeanMatcher
 from notecoder.rulefile import RuleFileComponent
 from notecoder.sections import section_of
@@ -76,6 +80,44 @@ class NotecoderContext(RuleFileComponent, ConText):
         )
         self.add([ConTextRule.from_dict(d) for d in data["context_rules"]])
 
+    def _apply(self, doc: Doc, targets: list[Span]) -> None:
+        """medspaCy's ``ConText.__call__``, one sentence at a time.
+
+        medspaCy compares every trigger with every other and with every target
+        in the note, which is quadratic in the note's length; a trigger's scope
+        never leaves its sentence (``max_scope`` is unset), so comparing within
+        each sentence gives the same edges in linear time (sentences are
+        bounded by ``notecoder_sentences``).
+        """
+        graphs: dict[int, ConTextGraph] = {}
+
+        def graph(start: int) -> ConTextGraph:
+            if start not in graphs:
+                graphs[start] = ConTextGraph(prune_on_modifier_overlap=self.prune_on_target_overlap)
+            return graphs[start]
+
+        for target in targets:  # (and in the next sentence, should a target cross into it)
+            for start in {sentence_of(target[:1]).start, sentence_of(target[-1:]).start}:
+                graph(start).targets.append(target)
+        matcher = self._ConText__matcher
+        for match_id, start, end in matcher(doc):
+            rule = matcher.rule_map[self.nlp.vocab[match_id].text]
+            modifier = ConTextModifier(rule, start, end, doc, max_scope=self.max_scope)
+            graph(sentence_of(doc[start:end]).start).modifiers.append(modifier)
+        edges = []
+        for part in graphs.values():
+            part.update_scopes()
+            edges.extend(_link(part, self.prune_on_target_overlap))
+        for target, modifier in edges:
+            target._.modifiers += (modifier,)
+        if self.context_attributes_mapping:
+            self.set_context_attributes(edges)
+        whole = ConTextGraph(prune_on_modifier_overlap=self.prune_on_target_overlap)
+        whole.targets = targets
+        whole.modifiers = [m for part in graphs.values() for m in part.modifiers]
+        whole.edges = edges
+        doc._.context_graph = whole
+
     def __call__(self, doc: Doc) -> Doc:
         """ConText, then the attributes of the section each mention is in.
 
@@ -85,9 +127,45 @@ class NotecoderContext(RuleFileComponent, ConText):
         """
         group = doc.spans.get(self.span_group_name, [])
         doc._.context_targets = [s for s in group if s.label_ != "SPINAL_LEVEL"]
-        doc = super().__call__(doc, targets="context_targets")
+        self._apply(doc, doc._.context_targets)
         by_section = self._data.get("section_attributes", {})
         for span in doc.spans.get(self.span_group_name, []):
             for attr, value in by_section.get(section_of(span), {}).items():
                 setattr(span._, attr, value)
         return doc
+
+
+def _link(graph: ConTextGraph, prune: bool) -> list[tuple[Span, ConTextModifier]]:
+    """medspaCy's ``ConTextGraph.apply_modifiers``, without trying every modifier on every
+    target: only the targets that reach into a modifier's span or scope are tried
+    (found by their start, targets being short), in the same order, so each
+    modifier gets the same targets and the edges are the same."""
+    targets = graph.targets
+    order = sorted(range(len(targets)), key=lambda i: targets[i].start)
+    starts = [targets[i].start for i in order]
+    longest = max((t.end - t.start for t in targets), default=0)
+
+    def reaching(begin: int, end: int) -> list[Span]:
+        """The targets overlapping tokens [begin, end), in their own order."""
+        low, high = bisect_left(starts, begin - longest), bisect_left(starts, end)
+        found = [i for i in order[low:high] if targets[i].end > begin]
+        return [targets[i] for i in sorted(found)]
+
+    if prune:  # (medspaCy's own test of a trigger inside a mention)
+        graph.modifiers = [
+            m
+            for m in graph.modifiers
+            if not any(
+                tuple_overlaps((t.start, t.end), m.modifier_span)
+                for t in reaching(*m.modifier_span)
+            )
+        ]
+    edges = []
+    for modifier in graph.modifiers:
+        for target in reaching(*modifier.scope_span):
+            if modifier.modifies(target):
+                modifier.modify(target)
+        modifier.reduce_targets()
+        edges.extend((target, modifier) for target in modifier._targets)
+    graph.edges = edges
+    return edges

@@ -7,6 +7,8 @@ here, never through component state, so any component can be replaced alone.
 
 from __future__ import annotations
 
+import numpy
+from spacy.attrs import SENT_START
 from spacy.tokens import Doc, Span
 
 #: The span group every notecoder mention lives in (spans may overlap there,
@@ -55,14 +57,30 @@ def doc_text(doc: Doc) -> str:
     return text
 
 
+_SENTENCES_KEY = "notecoder.sentences"
+
+
 def sentence_of(item: Span) -> Span:
     """The sentence of a span, or the whole Doc when no sentence splitter ran.
 
     Components read a mention's sentence for context (attributes, cues, levels);
     a pipeline built without ``notecoder_sentences`` still works, coarsely.
+    ``Span.sent`` walks the tokens to the sentence's ends on every call, so the
+    sentence bounds of every token are computed once per Doc (after the
+    splitter: they never change afterwards) and looked up.
     """
     doc = item.doc
-    return item.sent if doc.has_annotation("SENT_START") else doc[:]
+    if not doc.has_annotation("SENT_START"):
+        return doc[:]
+    bounds = doc.user_data.get(_SENTENCES_KEY)
+    if bounds is None or len(bounds[0]) != len(doc):
+        starts = doc.to_array(SENT_START) == 1
+        starts[0] = True
+        first = numpy.maximum.accumulate(numpy.where(starts, numpy.arange(len(doc)), 0))
+        ends = numpy.append(numpy.flatnonzero(starts)[1:], len(doc))
+        bounds = doc.user_data[_SENTENCES_KEY] = (first, ends[numpy.cumsum(starts) - 1])
+    first, ends = bounds
+    return doc[int(first[item.start]) : int(ends[item.start])]  # its first token's, as Span.sent
 
 
 def register() -> None:

@@ -1,0 +1,138 @@
+"""Time per KB on crafted and oversized notes: no input may cost more than linear time.
+
+A note is dictated text, but a service takes what it is sent: runs of one
+punctuation mark, nested parentheses, thousands of spinal levels or headings,
+unicode oddities, or real notes pasted together. Each input of the catalogue
+is built at 10 KB, 100 KB and 1 MB (characters) and coded with
+``notecoder.suggest`` (the whole pipeline and the result); the table gives
+ms/KB at each size and the growth from 10 KB to 100 KB and from 100 KB to 1 MB
+(linear time is 10x for 10x the size). Targets (issue 12): no input above
+5 ms/KB at any size, growth at most 12x for every 10x.
+
+    python benchmarks/hostile.py                       # the table
+    python benchmarks/hostile.py --sizes 10000,100000 --stages   # and where the time goes
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "mtsamples_spine.jsonl"
+
+
+def _repeat(unit: str) -> Callable[[int], str]:
+    return lambda size: (unit * (size // len(unit) + 1))[:size]
+
+
+def _nested(size: int) -> str:
+    depth = size // 4
+    return ("(" * depth + "disc" + ")" * depth)[:size]
+
+
+def _real_notes(size: int) -> str:
+    notes = [json.loads(line)["text"] for line in CORPUS.open(encoding="utf-8")]
+    return _repeat("\n\n".join(notes))(size)
+
+
+#: name -> a function giving the input at a size (characters).
+CATALOGUE: dict[str, Callable[[int], str]] = {
+    "real notes concatenated": _real_notes,
+    "'(a) ' repeated": _repeat("(a) "),
+    "'(' run": _repeat("("),
+    "')' run": _repeat(")"),
+    "':' run": _repeat(":"),
+    "',' run": _repeat(","),
+    "'.' run": _repeat("."),
+    "'-' run": _repeat("-"),
+    "'/' run": _repeat("/"),
+    "nested parentheses": _nested,
+    "parenthesised abbreviations": _repeat("lumbar disc herniation (LDH) with stenosis (LSS) "),
+    "digits": _repeat("1234567890 "),
+    "digit run": _repeat("7"),
+    "one long word": _repeat("a"),
+    "spinal levels": _repeat("L4-5 L5-S1 T12-L1 C5-6 "),
+    "levels run together": _repeat("L45L5S1"),
+    "headings": _repeat("ASSESSMENT: PLAN: IMPRESSION, HISTORY: "),
+    "heading lines": _repeat("IMPRESSION:\n"),
+    "upper-case words": _repeat("LUMBAR SPINE MRI REPORT "),
+    "newlines": _repeat("\n"),
+    "negations": _repeat("no back pain, denies radiculopathy, "),
+    "conditions": _repeat("low back pain with lumbar radiculopathy. "),
+    "one sentence of conditions": _repeat("lumbar stenosis and cervical spondylosis and "),
+    "unicode oddities": _repeat("e\u0301\u200d\u202e\U0001f9b4\uff2c\uff14 \u00a0\u2028"),
+}
+
+
+def time_one(nlp, text: str) -> float:
+    """Seconds to code ``text`` (best of one: the inputs are long enough)."""
+    from notecoder import suggest
+
+    nlp.tokenizer._flush_cache()  # time the tokenizer too, not its cache of an earlier run
+    start = time.perf_counter()
+    result = suggest(text, nlp=nlp)
+    elapsed = time.perf_counter() - start
+    if result["error"]:
+        raise SystemExit(f"not coded: {result['error']}")
+    return elapsed
+
+
+def stages(nlp, text: str) -> dict[str, float]:
+    """Seconds per pipeline stage (tokenizer first, the result last)."""
+    from notecoder.api import clean_text
+    from notecoder.result import doc_to_result
+
+    out = {}
+    nlp.tokenizer._flush_cache()
+    start = time.perf_counter()
+    doc = nlp.make_doc(clean_text(text))
+    out["tokenizer"] = time.perf_counter() - start
+    for name, component in nlp.pipeline:
+        start = time.perf_counter()
+        doc = component(doc)
+        out[name] = time.perf_counter() - start
+    start = time.perf_counter()
+    doc_to_result(doc, None)
+    out["result"] = time.perf_counter() - start
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="10000,100000,1000000", help="characters")
+    parser.add_argument("--only", help="inputs whose name contains this")
+    parser.add_argument("--stages", action="store_true", help="time per stage at the largest size")
+    args = parser.parse_args()
+    import notecoder
+
+    nlp = notecoder.load()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    time_one(nlp, _real_notes(5000))  # warm up
+    names = [n for n in CATALOGUE if not args.only or args.only in n]
+    head = "".join(f"{f'ms/KB {s // 1000} KB':>16}" for s in sizes)
+    growth = "".join(f"{f'x{b // a} size':>10}" for a, b in zip(sizes, sizes[1:], strict=False))
+    print(f"{'input':<30}{head}{growth}")
+    worst = 0.0
+    for name in names:
+        seconds = [time_one(nlp, CATALOGUE[name](size)) for size in sizes]
+        per_kb = [1000 * s / (size / 1000) for s, size in zip(seconds, sizes, strict=True)]
+        worst = max(worst, *per_kb)
+        ratios = [b / a for a, b in zip(seconds, seconds[1:], strict=False)]
+        print(
+            f"{name:<30}"
+            + "".join(f"{v:>16.2f}" for v in per_kb)
+            + "".join(f"{r:>10.1f}" for r in ratios),
+            flush=True,
+        )
+        if args.stages:
+            spent = stages(nlp, CATALOGUE[name](sizes[-1]))
+            top = sorted(spent.items(), key=lambda kv: -kv[1])[:4]
+            print("    " + ", ".join(f"{k} {v:.2f} s" for k, v in top), flush=True)
+    print(f"worst: {worst:.2f} ms/KB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,87 @@
+"""The stages made linear in the note's length give the answers of the quadratic originals.
+
+Speed itself is measured by ``benchmarks/hostile.py``; here each rewrite is checked
+against the code it replaces, on real notes and on crafted ones.
+"""
+
+from __future__ import annotations
+
+import json
+from itertools import islice
+
+import pytest
+from medspacy.context import ConText
+from scispacy.abbreviation import AbbreviationDetector
+
+from tests.conftest import SHARED
+
+NOTES = [
+    json.loads(line)["text"]
+    for line in islice((SHARED / "corpora" / "mtsamples_all.jsonl").open(encoding="utf-8"), 300)
+]
+CRAFTED = [
+    "lumbar disc herniation (LDH) with stenosis (LSS) " * 40,
+    "(a) " * 300 + "degenerative disc disease (DDD). DDD at L4-5 (see MRI (2019)).",
+    "no back pain, denies radiculopathy, " * 60 + "but stenosis at L4-5.",
+]
+
+
+def run_until(nlp, text: str, last: str):
+    doc = nlp.make_doc(text)
+    for name, component in nlp.pipeline:
+        doc = component(doc)
+        if name == last:
+            return doc
+    raise ValueError(last)
+
+
+@pytest.mark.parametrize("texts", [NOTES, CRAFTED], ids=["MTSamples", "crafted"])
+def test_abbreviations_as_scispacy_finds_them(nlp, texts):
+    theirs = AbbreviationDetector(nlp, "scispacy")
+    for text in texts:
+        ours_doc = run_until(nlp, text, "abbreviations")
+        their_doc = AbbreviationDetector.__call__(theirs, nlp.make_doc(text))
+
+        def found(doc):
+            return sorted(
+                (s.start, s.end, s._.long_form.start, s._.long_form.end)
+                for s in doc._.abbreviations
+            )
+
+        assert found(ours_doc) == found(their_doc)
+
+
+@pytest.mark.parametrize("texts", [NOTES, CRAFTED], ids=["MTSamples", "crafted"])
+def test_context_by_sentence_gives_medspacy_edges(nlp, texts):
+    component = nlp.get_pipe("notecoder_context")
+    for text in texts:
+        doc = run_until(nlp, text, "notecoder_context")
+        ours = sorted(
+            (t.start, t.end, m.modifier_span, m.category) for t, m in doc._.context_graph.edges
+        )
+        again = run_until(nlp, text, "notecoder_linker")
+        for span in again.spans["notecoder"]:
+            span._.modifiers = ()
+        ConText.__call__(component, again, targets="context_targets")
+        theirs = sorted(
+            (t.start, t.end, m.modifier_span, m.category) for t, m in again._.context_graph.edges
+        )
+        assert ours == theirs
+
+
+def test_sentence_of_is_span_sent_and_sentences_are_bounded(nlp):
+    from notecoder.extensions import sentence_of
+
+    limit = nlp.get_pipe("notecoder_sentences").data["max_sentence_tokens"]
+    for text in NOTES[:100] + CRAFTED:
+        doc = nlp(text)
+        for span in doc.spans["notecoder"]:
+            assert (sentence_of(span).start, sentence_of(span).end) == (
+                span.sent.start,
+                span.sent.end,
+            )
+        assert max(len(s) for s in doc.sents) <= limit
+    run_on = nlp("stenosis and spondylosis, " * 400)
+    lengths = [len(s) for s in run_on.sents]
+    assert len(lengths) > 1 and max(lengths) <= limit
+    assert all(s[0].nbor(-1).text == "," for s in list(run_on.sents)[1:])  # cut after a comma
