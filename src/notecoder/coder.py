@@ -153,6 +153,9 @@ class Coder(RuleFileComponent):
         #: The note being coded, indexed (``code`` builds it; one note at a time, as
         #: with any spaCy component).
         self._note: _NoteIndex | None = None
+        #: Whether a sentence's assessment entry names a non-spinal cause, by (sentence
+        #: start, section), for the note being coded.
+        self._causes: dict[tuple[int, str | None], bool] = {}
 
     def rules_data(self) -> dict[str, Any]:
         return self.rules
@@ -246,6 +249,7 @@ class Coder(RuleFileComponent):
         self, doc: Doc, mentions: list[Span], setting: str
     ) -> tuple[list[Candidate], list[Span]]:
         """The candidates and the diagnoses left uncertain (for UNCERTAIN_DX)."""
+        self._causes = {}
         history = set(self.rules["history_sections"])
         # Template technique text names no diagnosis (section 3); its levels still count.
         technique = set(self.rules["non_diagnostic_sections"])
@@ -369,7 +373,12 @@ class Coder(RuleFileComponent):
         after = doc_text(span.doc)[span.end_char : sentence_of(span).end_char]
         if re.search(rules["site"], after):
             return True
-        return bool(re.search(rules["cause"], _entry_text(span, rules["entry_sections"])))
+        # The same for every pain of one sentence: looked for once per sentence and section.
+        key = (sentence_of(span).start, section_of(span))
+        if key not in self._causes:
+            entry = _entry_text(span, rules["entry_sections"])
+            self._causes[key] = re.search(rules["cause"], entry) is not None
+        return self._causes[key]
 
     def _coded(self, span: Span) -> bool:
         concept = self._concept(span)
@@ -827,16 +836,18 @@ def _entry_text(span: Span, sections: list[str]) -> str:
     doc = span.doc
     if not doc.has_annotation("SENT_START"):
         return doc_text(doc)
-    sent = span.sent
-    parts = [sent.text]
+    text = doc_text(doc)
+    sent = sentence_of(span)
+    parts = [text[sent.start_char : sent.end_char]]
     allowed = {section_of(span), *sections}
     for _ in range(8):
         if sent.end >= len(doc):
             break
-        sent = doc[sent.end].sent
-        if _LIST_ITEM.match(sent.text) or section_of(sent) not in allowed:
+        sent = sentence_of(doc[sent.end : sent.end + 1])
+        part = text[sent.start_char : sent.end_char]
+        if _LIST_ITEM.match(part) or section_of(sent) not in allowed:
             break
-        parts.append(sent.text)
+        parts.append(part)
     return " ".join(parts)
 
 

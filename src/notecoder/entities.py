@@ -14,6 +14,7 @@ sentence: imaging modality, treatment duration and response, and side.
 """
 
 import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -131,13 +132,12 @@ class EntityRuler(SpanRuler):
             return spans
         # A level or region word inside another mention ("neck" of "neck pain") is that
         # mention's: it puts "positive for arthritis and neck pain" in no spine.
-        taken = [(s.start, s.end) for s in spans if not s.id_.endswith(_ANCHORED)]
+        taken = _Containing([s for s in spans if not s.id_.endswith(_ANCHORED)])
         spinal = {
             sentence_of(a).start
             for key in (self.key, REGION_WORDS_KEY)
             for a in doc.spans.get(key, [])
-            if a.label_ in ("SPINAL_LEVEL", "REGION")
-            and not any(start <= a.start and a.end <= end for start, end in taken)
+            if a.label_ in ("SPINAL_LEVEL", "REGION") and taken.first(a) is None
         }
         spine_word = self.attributes.spine_context
         keep = []
@@ -182,15 +182,11 @@ class EntityRuler(SpanRuler):
             return []
         by_offsets = {(s.start, s.end): s for s in spans}
         covered = {i for s in spans for i in range(s.start, s.end)}
+        containing = _Containing(spans)
         found: list[Span] = []
         for short in doc._.abbreviations:
             long_form = short._.long_form
-            source = by_offsets.get((long_form.start, long_form.end))
-            if source is None:
-                source = next(
-                    (s for s in spans if s.start <= long_form.start and long_form.end <= s.end),
-                    None,
-                )
+            source = by_offsets.get((long_form.start, long_form.end)) or containing.first(long_form)
             defining = 0 <= short.start - long_form.end <= 2
             if (
                 source is None
@@ -236,3 +232,24 @@ class AttributeRules:
         self.normal_anatomy = re.compile(data.get("normal_anatomy", r"(?!)"))
         self.normal_anatomy_after = re.compile(data.get("normal_anatomy_after", r"(?!)"))
         self.non_spinal_site_after = re.compile(data.get("non_spinal_site_after", r"(?!)"))
+
+
+class _Containing:
+    """Which of some spans contain a given one: the first of them, in their order.
+
+    Asked for every level or abbreviation of a note, a scan of every mention
+    would cost time quadratic in the note's length; mentions are short, so
+    only those starting a little before the span can contain it.
+    """
+
+    def __init__(self, spans: list[Span]) -> None:
+        self.spans = spans
+        self.order = sorted(range(len(spans)), key=lambda i: spans[i].start)
+        self.starts = [spans[i].start for i in self.order]
+        self.longest = max((s.end - s.start for s in spans), default=0)
+
+    def first(self, span: Span) -> Span | None:
+        low = bisect_left(self.starts, span.start - self.longest)
+        high = bisect_right(self.starts, span.start)
+        found = [i for i in self.order[low:high] if span.end <= self.spans[i].end]
+        return self.spans[min(found)] if found else None
