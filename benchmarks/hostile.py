@@ -19,6 +19,7 @@ import argparse
 import json
 import time
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "mtsamples_spine.jsonl"
@@ -113,14 +114,14 @@ def main() -> None:
     time_one(nlp, _real_notes(5000))  # warm up
     names = [n for n in CATALOGUE if not args.only or args.only in n]
     head = "".join(f"{f'ms/KB {s // 1000} KB':>16}" for s in sizes)
-    growth = "".join(f"{f'x{b // a} size':>10}" for a, b in zip(sizes, sizes[1:], strict=False))
+    growth = "".join(f"{f'x{b // a} size':>10}" for a, b in pairwise(sizes))
     print(f"{'input':<30}{head}{growth}")
     worst = 0.0
     for name in names:
         seconds = [time_one(nlp, CATALOGUE[name](size)) for size in sizes]
         per_kb = [1000 * s / (size / 1000) for s, size in zip(seconds, sizes, strict=True)]
         worst = max(worst, *per_kb)
-        ratios = [b / a for a, b in zip(seconds, seconds[1:], strict=False)]
+        ratios = [b / a for a, b in pairwise(seconds)]
         print(
             f"{name:<30}"
             + "".join(f"{v:>16.2f}" for v in per_kb)

@@ -1,15 +1,17 @@
-"""Latency of ``POST /v1/suggest`` as a scribe sees it: one service worker, keep-alive client.
+"""Latency of ``POST /v1/suggest`` as a scribe sees it: the service, keep-alive clients.
 
 Starts the service (``notecoder.serve.run``, what ``notecoder serve`` runs) in a
-subprocess on a free loopback port with 1 worker, waits for ``/health``, warms
-up, then sends up to ``--requests`` requests (or for ``--seconds``, whichever
-ends first) with a ~300-word spine note from MTSamples, sequentially over one
-keep-alive ``httpx`` client (``--concurrency N``: N threads, a client each).
-Prints requests, errors, p50/p95/p99 latency and requests/s. Target (issue 6):
-p50 under 20 ms for a 300-word note.
+subprocess on a free loopback port with ``--workers`` worker processes (default
+1), waits until every worker answers ``/health``, warms up, then sends up to
+``--requests`` requests (or for ``--seconds``, whichever ends first) with a
+~300-word spine note from MTSamples, sequentially over one keep-alive ``httpx``
+client (``--concurrency N``: N threads, a client each). Any answer but 200
+without ``error`` (a 503 for a full queue, a 504 past the time limit) counts as
+an error. Prints requests, errors, p50/p95/p99 latency and requests/s. Target
+(issue 6): p50 under 20 ms for a 300-word note.
 
     python benchmarks/latency.py
-    python benchmarks/latency.py --requests 5000 --concurrency 4
+    python benchmarks/latency.py --requests 5000 --concurrency 32 --workers 2
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ SAMPLE = Path(__file__).resolve().parents[1] / "corpora" / "samples" / "thoracol
 DEFAULT_NOTE_ID = "mts-1971"
 
 _SERVER = (
-    "from notecoder.serve import run; import sys; run('127.0.0.1', int(sys.argv[1]), 1, 'warning')"
+    "from notecoder.serve import run; import sys; "
+    "run('127.0.0.1', int(sys.argv[1]), int(sys.argv[2]), 'warning')"
 )
 
 
@@ -58,18 +61,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_healthy(base: str, proc: subprocess.Popen, timeout: float = 180.0) -> None:
+def wait_healthy(base: str, proc: subprocess.Popen, workers: int, timeout: float = 180.0) -> None:
+    """Until ``workers`` distinct worker processes have answered ``/health`` with 200."""
     deadline = time.monotonic() + timeout
+    pids: set[int] = set()
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"the service exited with {proc.returncode} before it was healthy")
         try:
-            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                return
+            response = httpx.get(f"{base}/health", timeout=2)  # a new connection each time
+            if response.status_code == 200:
+                pids.add(response.json()["pid"])
+                if len(pids) >= workers:
+                    return
         except httpx.TransportError:
             pass
-        time.sleep(0.2)
-    raise SystemExit(f"the service was not healthy after {timeout:.0f} s")
+        time.sleep(0.05 if pids else 0.2)
+    raise SystemExit(f"{len(pids)} of {workers} workers healthy after {timeout:.0f} s")
 
 
 def worker(
@@ -105,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=2000, help="most requests to send")
     parser.add_argument("--seconds", type=float, default=60.0, help="most time to spend")
     parser.add_argument("--concurrency", type=int, default=1, help="client threads")
+    parser.add_argument("--workers", type=int, default=1, help="service worker processes")
     parser.add_argument("--words", type=int, default=300, help="note length to pick")
     parser.add_argument("--note-id", default=DEFAULT_NOTE_ID, help="MTSamples note to send")
     parser.add_argument("--warmup", type=int, default=50, help="requests not counted")
@@ -114,14 +123,14 @@ def main(argv: list[str] | None = None) -> int:
     body = json.dumps({"note_id": note_id, "text": text, "setting": "outpatient"}).encode()
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([sys.executable, "-c", _SERVER, str(port)])
+    proc = subprocess.Popen([sys.executable, "-c", _SERVER, str(port), str(args.workers)])
     try:
-        wait_healthy(base, proc)
+        wait_healthy(base, proc, args.workers)
         headers = {"content-type": "application/json"}
         with httpx.Client(base_url=base, timeout=30, headers=headers) as client:
             first = client.post("/v1/suggest", content=body).json()
-            for _ in range(args.warmup):
-                client.post("/v1/suggest", content=body)
+        for _ in range(args.warmup * args.workers):  # a new connection each: every worker warms
+            httpx.post(f"{base}/v1/suggest", content=body, headers=headers, timeout=30)
         out: dict = {"latencies": [], "errors": 0}
         budget, lock = [args.requests], threading.Lock()
         started = time.monotonic()
@@ -143,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     codes = ", ".join(c["code"] for c in first["codes"]) or "none"
     print(
         f"note {note_id}: {len(text.split())} words, {len(text)} chars -> {codes}; "
-        f"1 worker, concurrency {args.concurrency}, keep-alive httpx"
+        f"{args.workers} worker(s), concurrency {args.concurrency}, keep-alive httpx"
     )
     print()
     print("| requests | errors | p50 ms | p95 ms | p99 ms | mean ms | requests/s |")

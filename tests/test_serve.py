@@ -3,21 +3,33 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import io
 import json
 import logging
+import os
 import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from fhir.resources.R4B.bundle import Bundle
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from spacy.vocab import Vocab
 
 import notecoder
 from notecoder import serve
+from notecoder.errors import UserError
 from notecoder.fhir import (
     FLAG_SYSTEM,
     ICD10CM_SYSTEM,
@@ -33,11 +45,18 @@ TEXT = SAMPLE.read_text(encoding="utf-8")
 #: The sample without its IMAGING paragraph: M53.85 with IMAGING_MISSING.
 NO_IMAGING = re.sub(r"IMAGING:.*?\n\n", "", TEXT, flags=re.S)
 SECRET = "ZEBRAQUOKKA"  # a word that must never reach a log line or an error body
+#: The Host TestClient sends; the apps under test allow it besides the loopback names.
+TEST_HOSTS = (*serve.LOOPBACK_HOSTS, "testserver")
+
+
+def make_app(nlp=None, **changes: Any):
+    """An app that answers TestClient's Host ("testserver"), with settings ``changes``."""
+    return serve.create_app(nlp, serve.Settings(allowed_hosts=TEST_HOSTS, **changes))
 
 
 @pytest.fixture(scope="module")
 def client(nlp):
-    with TestClient(serve.create_app(nlp)) as test_client:
+    with TestClient(make_app(nlp)) as test_client:
         yield test_client
 
 
@@ -135,6 +154,7 @@ def test_health(client):
         "status": "ok",
         "version": notecoder.__version__,
         "pipeline": "loaded",
+        "pid": os.getpid(),
     }
 
 
@@ -381,12 +401,14 @@ def test_unknown_route_and_method(client):
 class BrokenPipeline:
     """A pipeline whose every call fails, with the note text in the exception message."""
 
+    vocab = Vocab()  # watched for growth, like a real pipeline's
+
     def make_doc(self, text: str):
         raise RuntimeError(f"cannot parse {text!r}")
 
 
 def test_a_failing_pipeline_gives_200_with_error_and_the_service_stays_up():
-    with TestClient(serve.create_app(BrokenPipeline())) as broken:
+    with TestClient(make_app(BrokenPipeline())) as broken:
         response = broken.post("/v1/suggest", json={"note_id": "n1", "text": f"{SECRET} L4-5"})
         assert response.status_code == 200
         result = response.json()
@@ -425,6 +447,93 @@ def test_an_unexpected_server_error_is_500_without_note_text(client, monkeypatch
     assert response.json() == {"detail": "internal error: ValueError"}
     assert SECRET not in response.text and response.headers["x-request-id"]
     assert client.get("/health").status_code == 200
+
+
+# --- time limit, queue, memory ----------------------------------------------------------
+
+
+class SlowPipeline:
+    """The real pipeline behind a first step that, on a note saying SLOW, waits for ``release``."""
+
+    def __init__(self, nlp) -> None:
+        self.vocab = nlp.vocab
+        self.make_doc = nlp.make_doc
+        self.pipeline = [("slow", self._slow), *nlp.pipeline]
+        self.started = threading.Event()
+        self.release = threading.Event()
+
+    def _slow(self, doc):
+        if "SLOW" in doc.text:
+            self.started.set()
+            assert self.release.wait(30), "the test never released the slow note"
+        return doc
+
+
+def test_a_request_over_its_time_limit_is_504_on_time_and_the_next_is_served(nlp):
+    slow = SlowPipeline(nlp)
+    with TestClient(make_app(slow, timeout=0.5)) as service:
+        started = time.monotonic()
+        response = service.post("/v1/suggest", json={"note_id": "big", "text": f"SLOW {TEXT}"})
+        elapsed = time.monotonic() - started
+        assert response.status_code == 504 and 0.5 <= elapsed < 1.5, elapsed
+        assert response.json() == {
+            "detail": "not coded within the 0.5 s time limit: send shorter notes or fewer "
+            "per request"
+        }
+        assert slow.started.is_set()
+        slow.release.set()  # the pipeline thread drops the note at its next step
+        response = service.post("/v1/suggest", json={"note_id": "s1", "text": TEXT})
+        assert response.status_code == 200
+        assert response.json() == json.loads(json.dumps(notecoder.suggest(TEXT, note_id="s1")))
+        batch = service.post("/v1/suggest/batch", json={"notes": [{"text": TEXT}] * 3})
+        assert batch.status_code == 200 and len(batch.json()["results"]) == 3
+
+
+def test_a_hostile_note_answers_within_the_time_limit():
+    # Its own pipeline: the tokenizer may go on with this note after the answer.
+    with TestClient(make_app(timeout=2.0)) as service:
+        started = time.monotonic()
+        response = service.post("/v1/suggest", json={"note_id": "p", "text": "(" * 14000})
+        elapsed = time.monotonic() - started
+        assert elapsed < 2.0 + 1.0, elapsed
+        if response.status_code == 504:
+            assert "time limit" in response.json()["detail"]
+        else:
+            assert response.status_code == 200 and response.json()["note_id"] == "p"
+
+
+def test_a_full_queue_is_503_with_retry_after_and_the_work_in_it_is_done(nlp):
+    slow = SlowPipeline(nlp)
+    app = make_app(slow, max_queue=1, timeout=20)
+    with TestClient(app) as service, ThreadPoolExecutor(1) as pool:
+        first = pool.submit(service.post, "/v1/suggest", json={"text": f"SLOW {TEXT}"})
+        assert slow.started.wait(10)
+        refused = service.post("/v1/suggest", json={"text": TEXT})
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == str(serve.RETRY_AFTER_SECONDS)
+        assert "busy: 1 requests are already waiting" in refused.json()["detail"]
+        batch = service.post("/v1/suggest/batch", json={"notes": [{"text": TEXT}]})
+        assert batch.status_code == 503
+        assert service.get("/health").status_code == 200  # the worker itself answers
+        slow.release.set()
+        coded = first.result(timeout=20)
+        assert coded.status_code == 200 and coded.json()["codes"][0]["code"] == "M53.85"
+        assert service.post("/v1/suggest", json={"text": TEXT}).status_code == 200
+
+
+def test_the_pipeline_is_rebuilt_once_it_has_learnt_enough_new_strings(nlp):
+    with TestClient(make_app(nlp, max_new_strings=300)) as service:
+        engine = service.app.state.engine
+        for i in range(8):  # each note brings ~60 new token strings, and their affixes
+            words = " ".join(uuid.uuid4().hex for _ in range(60))
+            text = f"{NO_IMAGING}\n\nADDENDUM: reference {words}.\n"
+            response = service.post("/v1/suggest", json={"note_id": str(i), "text": text})
+            assert response.status_code == 200
+            expected = notecoder.suggest(text, note_id=str(i), nlp=nlp)
+            assert response.json() == json.loads(json.dumps(expected))
+        assert engine.rebuilds >= 1
+        result = service.post("/v1/suggest", json={"note_id": "s1", "text": TEXT}).json()
+        assert result == json.loads(json.dumps(notecoder.suggest(TEXT, note_id="s1", nlp=nlp)))
 
 
 # --- logs ---------------------------------------------------------------------------------
@@ -487,6 +596,25 @@ def test_no_note_text_in_logs_and_request_ids_everywhere(client, caplog, log_lin
     assert any("[req-5]" in line and "unhandled RuntimeError" in line for line in lines)
 
 
+def test_log_fields_are_escaped_and_cut(client, log_lines):
+    forged = "n1\n2030-01-01 00:00:00,000 INFO notecoder.serve [req-9] FORGED"
+    client.post("/v1/suggest", json={"note_id": forged, "text": TEXT})
+    client.post("/v1/suggest", json={"note_id": "x" * 100_000, "text": "Low back pain."})
+    client.get("/v1/codes/M54\u2028FORGED")
+    with TestClient(make_app(BrokenPipeline())) as broken:  # notecoder.api logs the id too
+        broken.post("/v1/suggest", json={"note_id": forged, "text": "a"})
+    lines = log_lines()
+    assert not any(line.startswith(("2030-", "FORGED")) for line in lines), lines
+    assert any("coded note n1\\n2030-01-01" in line and "FORGED" in line for line in lines)
+    assert any(
+        "notecoder.api" in line and "note n1\\n2030-01-01" in line and "RuntimeError" in line
+        for line in lines
+    )
+    assert any("GET /v1/codes/M54\\u2028FORGED 404" in line for line in lines)
+    (long,) = [line for line in lines if "coded note xxx" in line]
+    assert len(long) < 400 and f"{'x' * serve.MAX_LOG_FIELD}...(100000 chars):" in long
+
+
 def test_request_id_header_is_echoed_or_replaced_when_unsafe(client):
     assert client.get("/health", headers={"X-Request-ID": "abc-123"}).headers["x-request-id"] == (
         "abc-123"
@@ -494,6 +622,153 @@ def test_request_id_header_is_echoed_or_replaced_when_unsafe(client):
     unsafe = client.get("/health", headers={"X-Request-ID": "a b; drop"}).headers["x-request-id"]
     assert re.fullmatch(r"[0-9a-f]{32}", unsafe)
     assert client.get("/v1/codes/ZZZ").headers["x-request-id"]
+
+
+# --- security -----------------------------------------------------------------------------
+
+KEY = "k3y-" + "Q" * 28
+
+
+def test_with_an_api_key_every_endpoint_but_health_and_review_needs_it(nlp):
+    with TestClient(make_app(nlp, api_key=KEY)) as service:
+        for headers in (
+            {},
+            {"Authorization": "Bearer wrong"},
+            {"Authorization": f"Bearer {KEY}x"},
+            {"Authorization": f"Basic {KEY}"},
+            {"Authorization": KEY},
+        ):
+            response = service.post("/v1/suggest", json={"text": TEXT}, headers=headers)
+            assert response.status_code == 401, headers
+            assert response.headers["www-authenticate"].startswith("Bearer")
+            assert "Authorization: Bearer" in response.json()["detail"]
+            assert KEY not in response.text
+        for path in ("/v1/codes/M54", "/openapi.json", "/docs"):
+            assert service.get(path).status_code == 401, path
+        good = {"Authorization": f"Bearer {KEY}"}
+        response = service.post("/v1/suggest", json={"text": TEXT}, headers=good)
+        assert response.status_code == 200 and response.json()["codes"][0]["code"] == "M53.85"
+        assert service.get("/v1/codes/M54", headers={"authorization": f"bearer {KEY}"}).is_success
+        assert service.get("/health").status_code == 200
+        assert service.get("/review").status_code == 200
+
+
+def test_security_headers_on_every_response(client):
+    responses = [
+        client.post("/v1/suggest", json={"text": TEXT}),
+        client.post("/v1/suggest", json={"text": 5}),
+        client.get("/v1/codes/ZZZ"),
+        client.get("/health"),
+        client.get("/review"),
+        post_raw(client, "/v1/suggest", b"x" * (serve.MAX_BODY_BYTES + 1)),
+        client.get("/health", headers={"host": "evil.example"}),
+    ]
+    assert [r.status_code for r in responses] == [200, 422, 404, 200, 200, 413, 400]
+    for response in responses:
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["cache-control"] == "no-store"
+    csp = client.get("/review").headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp and "default-src 'none'" in csp
+    assert "http" not in csp and "*" not in csp  # no source beyond the service itself
+
+
+def test_a_wrong_host_is_refused(client, nlp):
+    for host in ("evil.example", "evil.example:8000", "127.0.0.1.evil.example", "localhost.:80"):
+        response = client.post("/v1/suggest", json={"text": TEXT}, headers={"host": host})
+        assert response.status_code == 400, host
+        assert "--allowed-host" in response.json()["detail"]
+    for host in ("localhost", "LOCALHOST:8000", "127.0.0.1:1234", "[::1]:8000", "testserver"):
+        assert client.get("/health", headers={"host": host}).status_code == 200, host
+    # The default answers loopback names only (TestClient's "testserver" is refused)
+    assert TestClient(serve.create_app(nlp)).get("/health").status_code == 400
+    default = TestClient(serve.create_app(nlp), base_url="http://127.0.0.1:8000")
+    assert default.get("/review").status_code == 200
+
+
+def test_allowed_hosts_are_loopback_the_bound_host_and_those_given():
+    assert serve.allowed_hosts("127.0.0.1") == serve.LOOPBACK_HOSTS
+    assert serve.allowed_hosts("0.0.0.0") == serve.LOOPBACK_HOSTS
+    assert serve.allowed_hosts("10.1.2.3", ["Coder.Example.org"]) == (
+        *serve.LOOPBACK_HOSTS,
+        "10.1.2.3",
+        "coder.example.org",
+    )
+    assert serve.allowed_hosts("fd00::5")[-1] == "[fd00::5]"
+
+
+@pytest.mark.parametrize(
+    ("host", "exposed"),
+    [
+        ("127.0.0.1", False),
+        ("127.0.0.2", False),
+        ("localhost", False),
+        ("::1", False),
+        ("0.0.0.0", True),
+        ("::", True),
+        ("192.168.1.20", True),
+        ("coder.example.org", True),
+    ],
+)
+def test_only_loopback_serves_without_a_key(host, exposed):
+    if exposed:
+        with pytest.raises(UserError, match=r"\[E060\]"):
+            serve.check_exposure(host, None, insecure_no_auth=False)
+    else:
+        serve.check_exposure(host, None, insecure_no_auth=False)
+    serve.check_exposure(host, KEY, insecure_no_auth=False)
+    serve.check_exposure(host, None, insecure_no_auth=True)
+
+
+def test_api_key_from_file_or_environment(tmp_path):
+    key_file = tmp_path / "key"
+    key_file.write_text(f"  {KEY}\n", encoding="utf-8")
+    assert serve.read_api_key(str(key_file), {}) == KEY
+    assert serve.read_api_key(str(key_file), {serve.API_KEY_ENV: "other" * 8}) == KEY
+    assert serve.read_api_key(None, {serve.API_KEY_ENV: KEY}) == KEY
+    assert serve.read_api_key(None, {serve.API_KEY_ENV: " "}) is None
+    with pytest.raises(UserError, match=r"\[E062\] the API key has 5 characters"):
+        serve.read_api_key(None, {serve.API_KEY_ENV: "short"})
+    with pytest.raises(UserError, match=r"\[E061\] .*No such file"):
+        serve.read_api_key(str(tmp_path / "none"), {})
+    (tmp_path / "empty").write_text("\n", encoding="utf-8")
+    with pytest.raises(UserError, match="the file is empty"):
+        serve.read_api_key(str(tmp_path / "empty"), {})
+    # what a worker process reads: the settings notecoder serve left, the key from its file
+    given = {"timeout": 3.0, "max_queue": 5, "allowed_hosts": ["a"], "api_key_file": str(key_file)}
+    settings = serve.Settings.from_env({serve.SETTINGS_ENV: json.dumps(given)})
+    assert settings == serve.Settings(3.0, 5, ("a",), KEY)
+    assert KEY not in repr(settings)
+    assert serve.Settings.from_env({}) == serve.Settings()
+
+
+async def _slow_upload(timeout: float) -> list[dict]:
+    """Drive RequestGuard with a client that sends one byte every 50 ms, for ever."""
+    import anyio
+
+    sent: list[dict] = []
+
+    async def receive():
+        await anyio.sleep(0.05)
+        return {"type": "http.request", "body": b"x", "more_body": True}
+
+    async def send(message):
+        sent.append(message)
+
+    async def app(scope, receive, send):
+        raise AssertionError("the body never ends")
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/suggest", "headers": []}
+    await serve.RequestGuard(app, settings=serve.Settings(timeout=timeout))(scope, receive, send)
+    return sent
+
+
+def test_a_body_not_received_within_the_time_limit_is_408():
+    import anyio
+
+    started = time.monotonic()
+    sent = anyio.run(_slow_upload, 0.3)
+    assert sent[0]["status"] == 408 and time.monotonic() - started < 2
+    assert b"not received within 0.3 s" in sent[1]["body"]
 
 
 # --- the command --------------------------------------------------------------------------
@@ -506,10 +781,62 @@ def test_serve_command_parses_and_runs(monkeypatch):
     args = parser.parse_args(["serve", "--port", "8123", "--workers", "2"])
     assert (args.host, args.port, args.workers, args.log_level) == ("127.0.0.1", 8123, 2, "info")
     calls = []
-    monkeypatch.setattr(serve, "run", lambda *a: calls.append(a))
+    monkeypatch.setattr(serve, "run", lambda *a, **kw: calls.append(a))
     assert serve.serve_command(args) == 0
     assert calls == [("127.0.0.1", 8123, 2, "info")]
     assert serve.serve_command(parser.parse_args(["serve", "--workers", "0"])) == 2
+
+
+def test_serve_refuses_a_non_loopback_host_without_a_key(monkeypatch, capsys, tmp_path):
+    from notecoder import cli
+
+    calls = []
+    monkeypatch.setattr(serve, "run", lambda *a, **kw: calls.append((a, kw)))
+    monkeypatch.delenv(serve.API_KEY_ENV, raising=False)
+    assert cli.main(["serve", "--host", "0.0.0.0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("notecoder serve: [E060] --host 0.0.0.0 is reachable") and (
+        err.count("\n") == 1
+    )
+    assert calls == []
+
+    assert cli.main(["serve", "--host", "0.0.0.0", "--insecure-no-auth"]) == 0
+    err = capsys.readouterr().err
+    assert "warning: serving on 0.0.0.0 without an API key" in err
+    assert "add --allowed-host" in err
+    assert calls.pop()[0] == ("0.0.0.0", 8000, 1, "info")
+
+    key_file = tmp_path / "key"
+    key_file.write_text(KEY, encoding="utf-8")
+    argv = ["serve", "--host", "10.0.0.5", "--api-key-file", str(key_file)]
+    assert cli.main([*argv, "--allowed-host", "coder.example.org", "--timeout", "2.5"]) == 0
+    assert capsys.readouterr().err == ""
+    (args, options) = calls.pop()
+    assert args == ("10.0.0.5", 8000, 1, "info")
+    assert options["api_key_file"] == str(key_file) and KEY not in repr(options)
+    assert options["allowed_host"] == ["coder.example.org"] and options["timeout"] == 2.5
+    monkeypatch.setenv(serve.API_KEY_ENV, KEY)
+    assert cli.main(["serve", "--host", "0.0.0.0", "--allowed-host", "*"]) == 0
+    assert capsys.readouterr().err == "" and calls.pop()[1]["api_key_file"] is None
+
+    for bad, message in (
+        (["--timeout", "0"], "--timeout: must be above 0"),
+        (["--max-queue", "-1"], "--max-queue: must be above 0"),
+        (["--max-queue", "many"], "--max-queue: not a number: 'many'"),
+    ):
+        with pytest.raises(SystemExit) as usage_error:
+            cli.main(["serve", *bad])
+        assert usage_error.value.code == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    for bad, message in (
+        (["--ssl-keyfile", str(key_file)], "[E063]"),
+        (["--ssl-keyfile", "no.key", "--ssl-certfile", "no.pem"], "[E001] no such file"),
+    ):
+        assert cli.main(["serve", *bad]) == 2, bad
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+    assert calls == []
 
 
 def test_log_config_puts_the_request_id_on_every_line():
@@ -590,8 +917,91 @@ def test_a_pipeline_that_cannot_load_is_reported_with_its_cause(tmp_path, monkey
     monkeypatch.setattr(api, "_nlp", None)
     cause = f"[E020] cannot load the pipeline: [E021] rule file {broken / 'context_rules.json'}"
     assert notecoder.suggest(TEXT)["error"].startswith(cause + ": not valid JSON")
-    with TestClient(serve.create_app()) as service:
+    with TestClient(make_app()) as service:
         health = service.get("/health")
         assert health.status_code == 503 and health.json()["pipeline"].startswith(cause)
         result = service.post("/v1/suggest", json={"note_id": "n1", "text": TEXT}).json()
         assert result["note_id"] == "n1" and result["error"].startswith(cause)
+
+
+# --- real worker processes ------------------------------------------------------------------
+
+
+def test_two_workers_become_healthy_and_stay_up(tmp_path):
+    """``notecoder serve --workers 2`` as installed: the console script, uvicorn's supervisor."""
+    script = Path(sys.executable).with_name("notecoder")
+    assert script.exists(), f"the notecoder console script is not beside {sys.executable}"
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k not in (serve.API_KEY_ENV, serve.SETTINGS_ENV)}
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen(
+            [str(script), "serve", "--workers", "2", "--port", str(port)],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    pids: set[int] = set()
+    try:
+        deadline = time.monotonic() + 120
+        with ThreadPoolExecutor(4) as pool:
+            while len(pids) < 2 and time.monotonic() < deadline:
+                assert proc.poll() is None, log_path.read_text()
+                # fresh connections, several at once, so that both workers take some
+                answers = pool.map(lambda _: _health(port), range(4))
+                pids.update(pid for pid in answers if pid is not None)
+                time.sleep(0.2)
+        assert len(pids) == 2, (pids, log_path.read_text())
+        # Nagle's algorithm is off: a keep-alive answer does not wait 40 ms for a delayed ACK
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as keep_alive:
+            keep_alive.get("/health")
+            timings = []
+            for _ in range(21):
+                started = time.perf_counter()
+                keep_alive.get("/health")
+                timings.append(time.perf_counter() - started)
+        assert sorted(timings)[10] < 0.03, timings
+    finally:
+        proc.terminate()
+        returncode = proc.wait(timeout=60)
+    log_text = log_path.read_text()
+    assert returncode == 0, log_text
+    assert "died" not in log_text and "was not ready" not in log_text, log_text
+
+
+def _health(port: int) -> int | None:
+    """The pid in a worker's /health answer; None while none answers."""
+    try:
+        response = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
+    except httpx.TransportError:
+        return None
+    return response.json()["pid"] if response.status_code == 200 else None
+
+
+def test_connections_have_nagles_algorithm_off():
+    from uvicorn.config import Config
+    from uvicorn.server import ServerState
+
+    class Transport:
+        def __init__(self, sock):
+            self.sock = sock
+
+        def get_extra_info(self, name, default=None):
+            return {"socket": self.sock}.get(name, default)
+
+    async def app(scope, receive, send):  # never called
+        raise AssertionError
+
+    loop = asyncio.new_event_loop()
+    try:
+        protocol = serve.NoDelayH11Protocol(
+            config=Config(app), server_state=ServerState(), app_state={}, _loop=loop
+        )
+        with socket.socket() as sock:  # proto 0, as uvicorn binds it for --workers > 1
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0
+            protocol.connection_made(Transport(sock))
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        loop.close()

@@ -76,6 +76,18 @@ class Errors(metaclass=ErrorsWithCodes):
         "vectors): read it with delta-spark and call notecoder.spark.annotate_all"
     )
     E057 = "Delta table {path} has no data files"
+    # serve
+    E060 = (
+        "--host {host} is reachable from other machines and the notes are PHI: give an API "
+        "key (--api-key-file, or the NOTECODER_API_KEY environment variable), or "
+        "--insecure-no-auth to serve without one"
+    )
+    E061 = "--api-key-file {path}: {reason}"
+    E062 = (
+        "the API key has {length} characters; use at least {minimum} "
+        "(python -c 'import secrets; print(secrets.token_urlsafe(32))' makes one)"
+    )
+    E063 = "--ssl-keyfile and --ssl-certfile go together: give both, or neither"
 
 
 class UserError(ValueError):
