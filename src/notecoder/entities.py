@@ -14,7 +14,6 @@ sentence: imaging modality, treatment duration and response, and side.
 """
 
 import re
-from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from spacy.util import ensure_path, filter_spans
 
 from notecoder.extensions import REGION_WORDS_KEY, SPANS_KEY, sentence_of
 from notecoder.rulefile import RULES_DIR, read_rule_file
+from notecoder.spans import Containing
 
 _ATTRS_FILE = "entity_attributes.json"
 
@@ -132,7 +132,7 @@ class EntityRuler(SpanRuler):
             return spans
         # A level or region word inside another mention ("neck" of "neck pain") is that
         # mention's: it puts "positive for arthritis and neck pain" in no spine.
-        taken = _Containing([s for s in spans if not s.id_.endswith(_ANCHORED)])
+        taken = Containing([s for s in spans if not s.id_.endswith(_ANCHORED)])
         spinal = {
             sentence_of(a).start
             for key in (self.key, REGION_WORDS_KEY)
@@ -182,7 +182,7 @@ class EntityRuler(SpanRuler):
             return []
         by_offsets = {(s.start, s.end): s for s in spans}
         covered = {i for s in spans for i in range(s.start, s.end)}
-        containing = _Containing(spans)
+        containing = Containing(spans)
         found: list[Span] = []
         for short in doc._.abbreviations:
             long_form = short._.long_form
@@ -232,24 +232,3 @@ class AttributeRules:
         self.normal_anatomy = re.compile(data.get("normal_anatomy", r"(?!)"))
         self.normal_anatomy_after = re.compile(data.get("normal_anatomy_after", r"(?!)"))
         self.non_spinal_site_after = re.compile(data.get("non_spinal_site_after", r"(?!)"))
-
-
-class _Containing:
-    """Which of some spans contain a given one: the first of them, in their order.
-
-    Asked for every level or abbreviation of a note, a scan of every mention
-    would cost time quadratic in the note's length; mentions are short, so
-    only those starting a little before the span can contain it.
-    """
-
-    def __init__(self, spans: list[Span]) -> None:
-        self.spans = spans
-        self.order = sorted(range(len(spans)), key=lambda i: spans[i].start)
-        self.starts = [spans[i].start for i in self.order]
-        self.longest = max((s.end - s.start for s in spans), default=0)
-
-    def first(self, span: Span) -> Span | None:
-        low = bisect_left(self.starts, span.start - self.longest)
-        high = bisect_right(self.starts, span.start)
-        found = [i for i in self.order[low:high] if span.end <= self.spans[i].end]
-        return self.spans[min(found)] if found else None

@@ -19,6 +19,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 from notecoder.extensions import REGION_WORDS_KEY, SPANS_KEY, sentence_of
+from notecoder.spans import Containing
 
 LINKED_LABELS = ("CONDITION", "PAIN", "IMAGING_FINDING", "TREATMENT")
 
@@ -48,13 +49,13 @@ class Linker:
             groups: dict[int, list[Span]] = defaultdict(list)
             for mention in same_label:
                 groups[sentence_of(mention).start].append(mention)
+            others = Containing([m for m in mentions if m.label_ != label])
             for sent_start, group in groups.items():
-                others = [m for m in mentions if m.label_ != label]
                 self._link(group, by_sentence.get(sent_start, []), others)
         return doc
 
     @staticmethod
-    def _link(group: list[Span], anchors: list[Span], others: list[Span]) -> None:
+    def _link(group: list[Span], anchors: list[Span], others: Containing) -> None:
         linked: dict[int, list[Span]] = {i: [] for i in range(len(group))}
         led: set[int] = set()  # mentions a level leads into ("L3 compression fracture")
         for anchor in sorted(anchors, key=lambda a: a.start):
@@ -66,7 +67,7 @@ class Linker:
                 continue
             # A level or region word inside a mention of another label ("low back"
             # of "low back pain") is that mention's, not this one's.
-            if any(o.start <= anchor.start and anchor.end <= o.end for o in others):
+            if others.first(anchor) is not None:
                 continue
             right_after = [i for i, m in enumerate(group) if _leads_into(anchor, m)]
             before = [i for i, m in enumerate(group) if m.end <= anchor.start]
