@@ -1,13 +1,15 @@
 """``notecoder batch``: every note of a dump coded, resumably, on every core.
 
 The input is cut into chunks in input order. A chunk is coded and written by a
-worker (each worker builds the pipeline once and never sends Docs anywhere:
-spaCy's ``n_process`` cannot pickle medspaCy's extensions) as one file per
-table, each written to a temporary name of its own and renamed; the results
-file comes last and marks the chunk done. A run started again with
-the same arguments skips the chunks that are done and redoes the others, so
-after any kill every input note is in the output exactly once. Memory stays
-bounded: the source is streamed and at most two chunks per worker are in flight.
+worker (the workers inherit the pipeline the main process built, and never send
+Docs anywhere: spaCy's ``n_process`` cannot pickle medspaCy's extensions) as one
+file per table, each written to a temporary name of its own and renamed; the
+results file comes last and marks the chunk done. A run started again with the
+same arguments (its ``manifest.json`` says which) skips the chunks that are done
+and redoes the others, so after any kill every input note is in the output
+exactly once; a worker that dies mid-run has its chunk coded again
+(:class:`_Workers`). Memory stays bounded: the source is streamed and one chunk
+per worker is in flight (the note ids are kept, to find repeats).
 
 Output folder, one part per chunk in each table folder (read a table with
 ``pandas.read_parquet(folder / "results")``): ``results`` (note_id, codes,
