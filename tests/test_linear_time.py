@@ -85,3 +85,17 @@ def test_sentence_of_is_span_sent_and_sentences_are_bounded(nlp):
     lengths = [len(s) for s in run_on.sents]
     assert len(lengths) > 1 and max(lengths) <= limit
     assert all(s[0].nbor(-1).text == "," for s in list(run_on.sents)[1:])  # cut after a comma
+
+
+def test_pruning_overlapping_matches_as_medspacy_does():
+    import random
+
+    from medspacy.common.util import prune_overlapping_matches
+
+    from notecoder.matching import prune_overlapping
+
+    rng = random.Random(20261130)
+    for _ in range(2000):
+        starts = [rng.randint(0, 40) for _ in range(rng.randint(0, 30))]
+        matches = [(rng.randint(0, 3), a, a + rng.randint(1, 6)) for a in starts]
+        assert prune_overlapping(list(matches)) == prune_overlapping_matches(list(matches))

@@ -12,12 +12,13 @@ over the text once (``doc_text``).
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
 from medspacy.common.base_rule import BaseRule
 from medspacy.common.medspacy_matcher import MedspacyMatcher
-from medspacy.common.util import prune_overlapping_matches
+from medspacy.common.util import overlaps
 from spacy.tokens import Doc
 
 from notecoder.extensions import doc_text
@@ -50,5 +51,36 @@ class LeanMatcher(MedspacyMatcher):
                     if span is not None and len(span):
                         matches.append((key, span.start, span.end))
         if self._prune:
-            matches = prune_overlapping_matches(matches)
+            matches = prune_overlapping(matches)
         return matches
+
+
+def prune_overlapping(matches: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """medspaCy's ``prune_overlapping_matches`` ("longest"), in linear time per pass.
+
+    medspaCy takes each match off the front of a list (``list.pop(0)``), which is
+    quadratic in the number of matches: a note of 80,000 headings spent seconds
+    there. Same passes, same answers, with a deque.
+    """
+    while True:
+        unpruned = deque(sorted(matches, key=lambda m: (m[1], m[2])))
+        if not unpruned:
+            return matches
+        pruned = []
+        current = unpruned.popleft()
+        while True:
+            if not unpruned:
+                pruned.append(current)
+                break
+            following = unpruned.popleft()
+            if overlaps(current, following):
+                pruned.append(max(current, following, key=lambda m: m[2] - m[1]))
+                if not unpruned:
+                    break
+                current = unpruned.popleft()
+            else:
+                pruned.append(current)
+                current = following
+        if len(pruned) == len(matches):
+            return pruned
+        matches = pruned
