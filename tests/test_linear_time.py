@@ -99,3 +99,26 @@ def test_pruning_overlapping_matches_as_medspacy_does():
         starts = [rng.randint(0, 40) for _ in range(rng.randint(0, 30))]
         matches = [(rng.randint(0, 3), a, a + rng.randint(1, 6)) for a in starts]
         assert prune_overlapping(list(matches)) == prune_overlapping_matches(list(matches))
+
+
+def test_the_garbage_collector_is_back_on_after_each_note(nlp):
+    import gc
+
+    import notecoder
+
+    assert gc.isenabled()
+    notecoder.suggest("Low back pain. " * 50, nlp=nlp)
+    assert gc.isenabled()
+
+    class Broken:
+        def make_doc(self, text):
+            raise RuntimeError("broken")
+
+    assert notecoder.suggest("Neck pain.", nlp=Broken())["error"] == "internal error: RuntimeError"
+    assert gc.isenabled()
+    gc.disable()  # someone else's choice is left alone
+    try:
+        notecoder.suggest("Neck pain.", nlp=nlp)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -7,9 +7,12 @@ gets a result with ``error`` set; nothing here logs or raises note text.
 
 from __future__ import annotations
 
+import gc
 import logging
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from spacy.language import Language
@@ -44,6 +47,26 @@ def default_pipeline() -> Language:
 def clean_text(text: str) -> str:
     """The note with control characters and lone surrogates replaced, same length."""
     return _SURROGATE.sub("\ufffd", _CONTROL.sub(" ", text))
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while one note is coded.
+
+    A note makes a Python object per token and span, all alive until it is
+    coded; the collector walks them again and again as they pile up, which
+    made a 1 MB note take 4.1 s instead of 2.3 s and grow faster than its
+    length. What a note leaves behind is collected once the collector is back
+    on. (If another thread turned it off, it is left to that thread.)
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def suggest(
@@ -82,9 +105,10 @@ def suggest(
         log.error("pipeline failed to load: %s", err)
         return empty_result(note_id, str(err))
     try:
-        doc = nlp.make_doc(clean_text(text))
-        doc._.setting = setting
-        result = doc_to_result(nlp(doc), note_id)
+        with _collector_paused():
+            doc = nlp.make_doc(clean_text(text))
+            doc._.setting = setting
+            result = doc_to_result(nlp(doc), note_id)
     except Exception as err:  # one bad note must never stop the caller
         log.error("note %s failed: %s", note_id, type(err).__name__)
         return empty_result(note_id, f"internal error: {type(err).__name__}")
