@@ -243,8 +243,13 @@ def test_killed_run_resumes_without_loss_or_duplicates(tmp_path, workers):
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and len(list((out / "results").glob("part-*"))) < 3:
         time.sleep(0.05)
+    workers_left = _children(proc.pid)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    deadline = time.monotonic() + 30  # orphaned workers notice and end, writing nothing more
+    while time.monotonic() < deadline and any(_running(pid) for pid in workers_left):
+        time.sleep(0.2)
+    assert not any(_running(pid) for pid in workers_left)
     parts = sorted((out / "results").glob("part-*"))
     assert 3 <= len(parts) < len(notes) / 5, "the run was not killed mid-way"
     first = parts[0].stat().st_mtime_ns
@@ -378,6 +383,14 @@ def _children(pid):
     for task in (Path("/proc") / str(pid) / "task").iterdir():
         found += [int(p) for p in (task / "children").read_text().split()]
     return found
+
+
+def _running(pid):
+    """Whether a process still runs (an exited one may linger as a zombie)."""
+    try:
+        return "State:\tZ" not in (Path("/proc") / str(pid) / "status").read_text()
+    except FileNotFoundError:
+        return False
 
 
 def test_worker_killed_mid_run_is_replaced_and_no_note_is_lost(tmp_path):

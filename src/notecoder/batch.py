@@ -493,7 +493,7 @@ def _worker(conn: Connection, position: Any, options: BatchOptions) -> None:
     """A worker process: says it is ready, then codes the chunks it is sent.
 
     It retires after ``CHUNKS_PER_WORKER`` chunks (the main process starts a
-    fresh one) and stops when the main process goes away (its pipe closes).
+    fresh one) and stops when the main process goes away.
     """
     global _PARENT, _POSITION
     _PARENT, _POSITION = os.getppid(), position
@@ -506,6 +506,11 @@ def _worker(conn: Connection, position: Any, options: BatchOptions) -> None:
         return
     conn.send(("ready",))
     for done in range(1, CHUNKS_PER_WORKER + 1):
+        # A forked worker holds copies of the main process's ends of the pipes, so a
+        # killed main process does not close them: look for it while waiting.
+        while not conn.poll(1.0):
+            if os.getppid() != _PARENT:
+                return
         try:
             task = conn.recv()
         except EOFError:
