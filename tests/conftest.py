@@ -16,6 +16,21 @@ SHARED = REPO.parent / "shared"
 SAMPLE = REPO / "corpora" / "samples" / "thoracolumbar_junction.txt"
 
 
+def broken_pipeline(folder: Path, rule_file: str, content: str | None = None) -> Path:
+    """A copy of pipelines/spine in ``folder`` with one rule file removed, or (``content``)
+    replaced: a broken install, for the load-failure tests."""
+    import shutil
+
+    from notecoder.pipeline import DEFAULT_PIPELINE
+
+    shutil.copytree(DEFAULT_PIPELINE, folder)
+    if content is None:
+        (folder / rule_file).unlink()
+    else:
+        (folder / rule_file).write_text(content, encoding="utf-8")
+    return folder
+
+
 def blank_pipeline(*components: str) -> Language:
     """Our tokenizer and the named components alone, initialised from pipelines/spine."""
     import notecoder.pipeline  # noqa: F401  (registers the components and tokenizer)

@@ -17,7 +17,7 @@ import pytest
 from notecoder import batch
 from notecoder.batch import BatchOptions, run_batch
 from notecoder.io.sources import SourceError, iter_notes
-from tests.conftest import SHARED
+from tests.conftest import SHARED, broken_pipeline
 
 NOTES = [json.loads(line) for line in (SHARED / "corpora" / "mtsamples_spine.jsonl").open()][:40]
 
@@ -436,22 +436,11 @@ def test_note_that_kills_its_worker_twice_is_an_error_row(tmp_path, monkeypatch)
     assert summary["error_notes"] == [{"note_id": "killer", "error": errors["error"].iloc[0]}]
 
 
-def _broken_pipeline(tmp_path):
-    import shutil
-
-    from notecoder.pipeline import DEFAULT_PIPELINE
-
-    broken = tmp_path / "broken"
-    shutil.copytree(DEFAULT_PIPELINE, broken)
-    (broken / "levels.json").unlink()
-    return broken
-
-
 def test_pipeline_that_cannot_load_stops_the_run_at_once(tmp_path, capsys):
     from notecoder.cli import main
 
     source = _write_jsonl(tmp_path / "in.jsonl", [{"id": "1", "text": "Low back pain."}])
-    broken = _broken_pipeline(tmp_path)
+    broken = broken_pipeline(tmp_path / "broken", "levels.json")
     started = time.monotonic()
     args = ["batch", str(source), "--output", str(tmp_path / "out"), "--model", str(broken)]
     assert main([*args, "--workers", "2"]) == 2
@@ -469,7 +458,7 @@ def test_workers_that_cannot_build_the_pipeline_stop_the_run_with_its_cause(tmp_
 
     # Workers build their own pipeline when the main process holds none (spawn start).
     monkeypatch.setattr(batch, "_NLP", None)
-    monkeypatch.setattr(batch, "_MODEL", str(_broken_pipeline(tmp_path)))
+    monkeypatch.setattr(batch, "_MODEL", str(broken_pipeline(tmp_path / "broken", "levels.json")))
     options = BatchOptions(output=tmp_path / "out", workers=2, progress=False)
     workers = batch._Workers(options, progress=None)
     started = time.monotonic()

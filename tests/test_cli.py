@@ -12,7 +12,7 @@ import pytest
 
 from notecoder import api
 from notecoder.cli import main
-from tests.conftest import SAMPLE
+from tests.conftest import SAMPLE, broken_pipeline
 
 
 def test_suggest_text_format_on_sample(nlp, monkeypatch, capsys):
@@ -68,11 +68,7 @@ class _Stdin:
 
 
 def test_suggest_names_the_missing_pipeline_file(tmp_path, capsys):
-    from notecoder.pipeline import DEFAULT_PIPELINE
-
-    broken = tmp_path / "spine"
-    shutil.copytree(DEFAULT_PIPELINE, broken)
-    (broken / "code_families.json").unlink()
+    broken = broken_pipeline(tmp_path / "spine", "code_families.json")
     assert main(["suggest", str(SAMPLE), "--model", str(broken)]) == 2
     assert capsys.readouterr().err == (
         "notecoder suggest: [E020] cannot load the pipeline: [E021] rule file "

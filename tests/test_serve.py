@@ -39,7 +39,7 @@ from notecoder.fhir import (
 )
 from notecoder.result import empty_result
 
-from .conftest import SAMPLE
+from .conftest import SAMPLE, broken_pipeline
 
 TEXT = SAMPLE.read_text(encoding="utf-8")
 #: The sample without its IMAGING paragraph: M53.85 with IMAGING_MISSING.
@@ -906,13 +906,9 @@ def test_arbitrary_bytes_never_give_5xx(client, body):
 
 
 def test_a_pipeline_that_cannot_load_is_reported_with_its_cause(tmp_path, monkeypatch):
-    import shutil
-
     from notecoder import api, pipeline
 
-    broken = tmp_path / "spine"
-    shutil.copytree(pipeline.DEFAULT_PIPELINE, broken)
-    (broken / "context_rules.json").write_text("{not json", encoding="utf-8")
+    broken = broken_pipeline(tmp_path / "spine", "context_rules.json", "{not json")
     monkeypatch.setattr(pipeline, "DEFAULT_PIPELINE", broken)
     monkeypatch.setattr(api, "_nlp", None)
     cause = f"[E020] cannot load the pipeline: [E021] rule file {broken / 'context_rules.json'}"
