@@ -35,15 +35,13 @@ from spacy.tokens import Doc, Span
 from notecoder import codes as icd
 from notecoder import excludes
 from notecoder.excludes import Dropped
-from notecoder.extensions import SPANS_KEY, doc_text, sentence_of
+from notecoder.extensions import SPANS_KEY, doc_text, mention, sentence_of, sentence_text
 from notecoder.flags import compute_flags, unique_spans
 from notecoder.levels import VERTEBRAE, root_region
 from notecoder.linker import is_precise
 from notecoder.regions import REGIONS
 from notecoder.rulefile import RuleFileComponent
 from notecoder.sections import section_of
-
-EXCLUDING_ATTRS = ("is_negated", "is_family", "is_hypothetical", "is_historical")
 
 
 @dataclass
@@ -86,17 +84,19 @@ class _NoteIndex:
         self.last_negated: dict[str, int] = {}  # concept -> start of its last negated mention
         for m in mentions:
             concept = self.concept[m]
-            if not (m._.is_family or m._.is_negated) and any(
-                is_precise(a) for a in m._.linked_levels or []
+            if not (mention(m).is_family or mention(m).is_negated) and any(
+                is_precise(a) for a in mention(m).linked_levels or []
             ):
-                self.precise.setdefault(concept, {}).update(dict.fromkeys(m._.regions or []))
-            if not _excluded(m):
-                self.regions.setdefault(concept, {}).update(dict.fromkeys(m._.regions or []))
+                self.precise.setdefault(concept, {}).update(dict.fromkeys(mention(m).regions or []))
+            if not mention(m).excluded():
+                self.regions.setdefault(concept, {}).update(dict.fromkeys(mention(m).regions or []))
             self.by_sentence.setdefault((m.label_, self.sentence[m]), []).append(m)
-            if m._.is_negated:
+            if mention(m).is_negated:
                 self.last_negated[concept] = max(self.last_negated.get(concept, -1), m.start)
         self.certain = {
-            self.concept[m] for m in usable if m.label_ == "CONDITION" and not m._.is_uncertain
+            self.concept[m]
+            for m in usable
+            if m.label_ == "CONDITION" and not mention(m).is_uncertain
         }
         self.procedure: dict[bool, list[str]] = {}  # by "roots", as Coder finds them
         self._only_region: list[str | None] | None = None
@@ -116,15 +116,15 @@ class _NoteIndex:
         """The note's one region, when its levels and mentions name only one."""
         if self._only_region is None:
             anchors = {
-                a._.region
+                mention(a).region
                 for a in self.mentions
-                if a.label_ == "SPINAL_LEVEL" and a._.region and not a._.is_family
+                if a.label_ == "SPINAL_LEVEL" and mention(a).region and not mention(a).is_family
             }
             anchors |= {
                 r
                 for m in self.mentions
                 if m.label_ in ("CONDITION", "PAIN")
-                for r in m._.regions or []
+                for r in mention(m).regions or []
             }
             self._only_region = [anchors.pop()] if len(anchors) == 1 else [None]
         return self._only_region
@@ -156,6 +156,9 @@ class Coder(RuleFileComponent):
         #: Whether a sentence's assessment entry names a non-spinal cause, by (sentence
         #: start, section), for the note being coded.
         self._causes: dict[tuple[int, str | None], bool] = {}
+        #: Whether a sentence matches a pattern, by (sentence start, pattern): asked for
+        #: every mention of the sentence, answered once.
+        self._sentence_hits: dict[tuple[int, str], bool] = {}
 
     def rules_data(self) -> dict[str, Any]:
         return self.rules
@@ -249,7 +252,7 @@ class Coder(RuleFileComponent):
         self, doc: Doc, mentions: list[Span], setting: str
     ) -> tuple[list[Candidate], list[Span]]:
         """The candidates and the diagnoses left uncertain (for UNCERTAIN_DX)."""
-        self._causes = {}
+        self._causes, self._sentence_hits = {}, {}
         history = set(self.rules["history_sections"])
         # Template technique text names no diagnosis (section 3); its levels still count.
         technique = set(self.rules["non_diagnostic_sections"])
@@ -270,7 +273,7 @@ class Coder(RuleFileComponent):
         for m in scope:
             if m.label_ != "CONDITION" and self._concept(m) not in self.rules["concepts"]:
                 continue
-            if not m._.is_uncertain or self._note.settled(m):
+            if not mention(m).is_uncertain or self._note.settled(m):
                 conditions.append(m)
             elif self._note.ruled_out(m):
                 continue
@@ -281,12 +284,13 @@ class Coder(RuleFileComponent):
         uncertain += self._uncertain_indications(doc, clinical, scope, usable, mentions)
         condition_codes = self._condition_codes(doc, conditions, mentions, usable)
         pains = [m for m in scope if m.label_ == "PAIN" and self._concept(m) in self.rules["pain"]]
-        if uncertain and setting != "inpatient" and not [p for p in pains if not p._.is_uncertain]:
+        affirmed_pain = [p for p in pains if not mention(p).is_uncertain]
+        if uncertain and setting != "inpatient" and not affirmed_pain:
             # Outpatient: symptoms are coded instead of the uncertain diagnosis.
             pains = [
                 m for m in usable if m.label_ == "PAIN" and self._concept(m) in self.rules["pain"]
             ]
-        pains = [p for p in pains if not p._.is_uncertain]
+        pains = [p for p in pains if not mention(p).is_uncertain]
         return condition_codes + self._pain_codes(pains, condition_codes, mentions), uncertain
 
     def _diagnostic_scope(self, doc: Doc, clinical: list[Span]) -> list[Span]:
@@ -345,7 +349,7 @@ class Coder(RuleFileComponent):
             if m.label_ == "CONDITION"
             and m not in scope
             and section_of(m) in sections
-            and m._.is_uncertain
+            and mention(m).is_uncertain
             and not self._note.settled(m)
             and not self._note.ruled_out(m)
         ]
@@ -357,9 +361,10 @@ class Coder(RuleFileComponent):
         condition "since 2019, still" are current; a dated mention the sentence
         does not bring forward stays historical.
         """
-        if not _excluded(span):
+        status = mention(span)
+        if not status.excluded():
             return False
-        if span._.is_negated or span._.is_family or span._.is_hypothetical:
+        if status.is_negated or status.is_family or status.is_hypothetical:
             return True
         sent = sentence_of(span)
         window = span.doc[max(sent.start, span.start - 4) : min(sent.end, span.end + 4)]
@@ -380,6 +385,12 @@ class Coder(RuleFileComponent):
             self._causes[key] = re.search(rules["cause"], entry) is not None
         return self._causes[key]
 
+    def _sentence_matches(self, span: Span, pattern: str) -> bool:
+        key = (sentence_of(span).start, pattern)
+        if key not in self._sentence_hits:
+            self._sentence_hits[key] = re.search(pattern, sentence_text(span)) is not None
+        return self._sentence_hits[key]
+
     def _coded(self, span: Span) -> bool:
         concept = self._concept(span)
         return self._spec(concept) is not None or concept in self.rules["pain"]
@@ -394,10 +405,10 @@ class Coder(RuleFileComponent):
 
     def _concept(self, span: Span) -> str:
         """The concept, with back pain of a known region made that region's pain."""
-        concept = span._.concept or ""
-        if concept == "back_pain" and span._.regions:
-            return self.rules["back_pain_by_region"].get(span._.regions[0], concept)
-        if concept == "back_pain" and _sentence_matches(span, self.rules["leg_radiation"]):
+        concept = mention(span).concept or ""
+        if concept == "back_pain" and mention(span).regions:
+            return self.rules["back_pain_by_region"].get(mention(span).regions[0], concept)
+        if concept == "back_pain" and self._sentence_matches(span, self.rules["leg_radiation"]):
             # "Back pain radiating to the leg" is low back pain (section 2, v3).
             return "low_back_pain"
         if concept == "discitis" and _sentence_mentions(span, self.rules["pyogenic_cues"]):
@@ -506,11 +517,13 @@ class Coder(RuleFileComponent):
         """How sure a condition code is: lower when uncertain, with no region, with
         only a region word, or found outside the diagnostic statement."""
         score = 0.92
-        if any(s._.is_uncertain for s in spans):
+        if any(mention(s).is_uncertain for s in spans):
             score -= 0.3
         if region is None:
             score -= 0.25
-        elif not any(a.label_ == "SPINAL_LEVEL" for s in spans for a in s._.linked_levels or []):
+        elif not any(
+            a.label_ == "SPINAL_LEVEL" for s in spans for a in mention(s).linked_levels or []
+        ):
             score -= 0.07
         statement = self.rules["diagnostic_statement"]["sections"]
         if not any(section_of(s) in statement for s in spans):
@@ -564,8 +577,8 @@ class Coder(RuleFileComponent):
         """
         concept = self._concept(span)
         spec = self._spec(concept) or {}
-        own = list(span._.regions or [])
-        if own and any(is_precise(a) for a in span._.linked_levels or []):
+        own = list(mention(span).regions or [])
+        if own and any(is_precise(a) for a in mention(span).linked_levels or []):
             return own
         combining = concept in self.rules["combinations"]
         if (spec.get("no_region") and not combining) or (spec.get("injury") and not own):
@@ -614,18 +627,18 @@ class Coder(RuleFileComponent):
         if following and all(t.lower_ in _COORDINATION for t in doc[span.end : following[0].start]):
             regions = [
                 r
-                for a in following[0]._.linked_levels or []
+                for a in mention(following[0]).linked_levels or []
                 if is_precise(a)
-                for r in a._.regions or [a._.region]
+                for r in mention(a).regions or [mention(a).region]
                 if r
             ]
             if regions:
                 return list(dict.fromkeys(regions))
         return list(
             dict.fromkeys(
-                a._.region
+                mention(a).region
                 for a in self._note.sentence_levels([span])
-                if a._.region and not a._.is_family
+                if mention(a).region and not mention(a).is_family
             )
         )
 
@@ -644,11 +657,11 @@ class Coder(RuleFileComponent):
         for a in mentions:
             if a.label_ != "SPINAL_LEVEL" or section_of(a) not in sections:
                 continue
-            levels = a._.levels or []
+            levels = mention(a).levels or []
             if roots and len(levels) == 1 and levels[0][0] in "CTLS":
                 regions.append(root_region(levels[0]))
-            elif a._.region:
-                regions.append(a._.region)
+            elif mention(a).region:
+                regions.append(mention(a).region)
         return list(dict.fromkeys(regions))
 
     def _combine(
@@ -674,16 +687,18 @@ class Coder(RuleFileComponent):
         for m in usable:
             if (
                 m.label_ != "CONDITION"
-                or m._.is_uncertain
+                or mention(m).is_uncertain
                 or not self._partner_kind(self._concept(m))
             ):
                 continue
-            for region in m._.regions or []:
+            for region in mention(m).regions or []:
                 key = (self._concept(m), region)
                 if key not in partners:
                     partners[key] = [m]
         sciatica = [m for m in usable if self._concept(m) == "sciatica"]
-        hedged = {self._concept(m) for m in mentions if m._.is_uncertain or m._.is_negated}
+        hedged = {
+            self._concept(m) for m in mentions if mention(m).is_uncertain or mention(m).is_negated
+        }
         for key, spans in by_key.items():
             rule = combinations.get(key[0])
             if rule is None:
@@ -736,7 +751,8 @@ class Coder(RuleFileComponent):
         back = bool(concepts & set(self.rules["back_pain_concepts"]))
         leg = bool(concepts & set(self.rules["leg_pain_concepts"])) or "radiculopathy" in concepts
         leg = leg or any(
-            m._.concept == "back_pain" and _sentence_matches(m, self.rules["leg_radiation"])
+            mention(m).concept == "back_pain"
+            and self._sentence_matches(m, self.rules["leg_radiation"])
             for m in usable
         )
         return "both" if back and leg else "back" if back else "leg" if leg else None
@@ -759,7 +775,7 @@ class Coder(RuleFileComponent):
                 for m in mentions
                 if m.label_ == "PAIN"
                 and self._concept(m) in borrows
-                and not (m._.is_negated or m._.is_family)
+                and not (mention(m).is_negated or mention(m).is_family)
             }
             if len(regional) == 1:
                 concept = regional.pop()
@@ -793,10 +809,10 @@ class Coder(RuleFileComponent):
 def _vertebrae(spans: list[Span]) -> list[str]:
     """The single vertebrae ("L1", not "L4-L5") linked to these mentions, in order."""
     found = [
-        a._.levels[0]
+        mention(a).levels[0]
         for s in spans
-        for a in s._.linked_levels or []
-        if a.label_ == "SPINAL_LEVEL" and len(a._.levels or []) == 1
+        for a in mention(s).linked_levels or []
+        if a.label_ == "SPINAL_LEVEL" and len(mention(a).levels or []) == 1
     ]
     return list(dict.fromkeys(found))
 
@@ -815,14 +831,6 @@ def _cue_documented(text: str, cues: list[str]) -> bool:
             if not _NO_TRAUMA.search(lowered[max(0, match.start() - 25) : match.start()]):
                 return True
     return False
-
-
-def _excluded(span: Span) -> bool:
-    return any(getattr(span._, attr, False) for attr in EXCLUDING_ATTRS)
-
-
-def _sentence_matches(span: Span, pattern: str) -> bool:
-    return re.search(pattern, sentence_of(span).text) is not None
 
 
 #: A numbered list item ("2. Hypertension."): the next entry of an assessment.
@@ -852,7 +860,7 @@ def _entry_text(span: Span, sections: list[str]) -> str:
 
 
 def _sentence_mentions(span: Span, cues: list[str]) -> bool:
-    text = sentence_of(span).text.lower()
+    text = sentence_text(span).lower()
     return any(cue in text for cue in cues)
 
 
@@ -872,15 +880,17 @@ def _cervical_level(spans: list[Span]) -> str | None:
     found = [
         (VERTEBRAE.index(levels[0]), f"{levels[0]}-{levels[1]}")
         for span in spans
-        for anchor in (span._.linked_levels or [] if span.label_ != "SPINAL_LEVEL" else [span])
-        for levels in [anchor._.levels or []]
+        for anchor in (
+            mention(span).linked_levels or [] if span.label_ != "SPINAL_LEVEL" else [span]
+        )
+        for levels in [mention(anchor).levels or []]
         if len(levels) == 2 and all(v.startswith("C") for v in levels)
     ]
     return min(found)[1] if found else None
 
 
 def _side(spans: list[Span]) -> str | None:
-    sides = {s._.side for s in spans if s._.side}
+    sides = {mention(s).side for s in spans if mention(s).side}
     return sides.pop() if len(sides) == 1 and sides <= {"right", "left"} else None
 
 

@@ -3,6 +3,9 @@
 Registered once, on import, with ``force=True`` so that reloading a pipeline in
 the same process never fails. Everything a component tells the next one travels
 here, never through component state, so any component can be replaced alone.
+A mention's attributes, ConText's ``is_negated`` and the rest included (same
+names and defaults as medspaCy's, which never registers over an existing one),
+live in one :class:`Mention` record per span.
 """
 
 from __future__ import annotations
@@ -18,20 +21,69 @@ SPANS_KEY = "notecoder"
 #: They are not entities of their own; linking reads them.
 REGION_WORDS_KEY = "notecoder_region_words"
 
-_SPAN_ATTRS: dict[str, object] = {
-    # SPINAL_LEVEL / region words: the normalised vertebra span and region.
-    "levels": None,  # list[str], e.g. ["T12", "L1"]
-    "region": None,  # str, one of notecoder.regions.REGIONS
-    # CONDITION / PAIN / ... : what linking tied the mention to.
-    "linked_levels": None,  # list[Span] of SPINAL_LEVEL spans
-    "regions": None,  # list[str], one per region the mention is tied to
-    "concept": None,  # str: the rule id, e.g. "disc_degeneration"
-    "side": None,  # "right" | "left" | "bilateral" | None
-    "modality": None,  # IMAGING_FINDING: "MRI" | "CT" | "X-ray"
-    "duration": None,  # TREATMENT: "6 weeks"
-    "response": None,  # TREATMENT: "failed" | "improved" | ...
-    "abbreviation_of": None,  # Span: the long form this short form stands for
+
+class Mention:
+    """Every attribute notecoder and ConText give one mention, in one record.
+
+    ``span._.concept`` and the rest read and write this record (getter and
+    setter extensions), so spaCy users and medspaCy see ordinary attributes.
+    The pipeline's own readers take the record once with :func:`mention`:
+    each ``span._.x`` builds an ``Underscore`` object and costs about 2 us, and
+    the coder and the result ask a few dozen of them per mention, which made a
+    note dense with mentions (thousands of levels) cost 20-35 ms per KB.
+    """
+
+    __slots__ = (  # noqa: RUF023 (grouped by what sets them)
+        # SPINAL_LEVEL / region words: the normalised vertebra span and region.
+        "levels",  # list[str], e.g. ["T12", "L1"]
+        "region",  # str, one of notecoder.regions.REGIONS
+        # CONDITION / PAIN / ... : what linking tied the mention to.
+        "linked_levels",  # list[Span] of SPINAL_LEVEL spans
+        "regions",  # list[str], one per region the mention is tied to
+        "concept",  # str: the rule id, e.g. "disc_degeneration"
+        "side",  # "right" | "left" | "bilateral" | None
+        "modality",  # IMAGING_FINDING: "MRI" | "CT" | "X-ray"
+        "duration",  # TREATMENT: "6 weeks"
+        "response",  # TREATMENT: "failed" | "improved" | ...
+        "abbreviation_of",  # Span: the long form this short form stands for
+        # ConText's assertion attributes (medspaCy's names), set by notecoder_context.
+        "is_negated",
+        "is_uncertain",
+        "is_historical",
+        "is_hypothetical",
+        "is_family",
+    )
+
+    def __init__(self) -> None:
+        for name in self.__slots__:
+            setattr(self, name, _DEFAULTS[name])
+
+    def excluded(self) -> bool:
+        """Negated, a relative's, hypothetical or historical: not the patient's current
+        condition as it stands."""
+        return self.is_negated or self.is_family or self.is_hypothetical or self.is_historical
+
+
+#: Defaults of the attributes above: None, and False for ConText's.
+_DEFAULTS: dict[str, object] = {
+    name: False if name.startswith("is_") else None for name in Mention.__slots__
 }
+_MENTION_KEY = "notecoder.mention"
+
+
+def mention(span: Span) -> Mention:
+    """The attribute record of a span (made on first use).
+
+    Keyed by character offsets in ``doc.user_data``, as spaCy keys span
+    extensions: two Span objects over the same text share their attributes.
+    """
+    key = (_MENTION_KEY, span.start_char, span.end_char)
+    data = span.doc.user_data
+    found = data.get(key)
+    if found is None:
+        found = data[key] = Mention()
+    return found
+
 
 _DOC_ATTRS: dict[str, object] = {
     "codes": None,  # list[notecoder.coder.Candidate]: code, evidence spans, confidence
@@ -70,23 +122,35 @@ def sentence_of(item: Span) -> Span:
     splitter: they never change afterwards) and looked up.
     """
     doc = item.doc
-    if not doc.has_annotation("SENT_START"):
-        return doc[:]
     bounds = doc.user_data.get(_SENTENCES_KEY)
     if bounds is None or len(bounds[0]) != len(doc):
+        if not doc.has_annotation("SENT_START"):
+            return doc[:]
         starts = doc.to_array(SENT_START) == 1
         starts[0] = True
         first = numpy.maximum.accumulate(numpy.where(starts, numpy.arange(len(doc)), 0))
         ends = numpy.append(numpy.flatnonzero(starts)[1:], len(doc))
-        bounds = doc.user_data[_SENTENCES_KEY] = (first, ends[numpy.cumsum(starts) - 1])
+        last = ends[numpy.cumsum(starts) - 1]
+        bounds = doc.user_data[_SENTENCES_KEY] = (first.tolist(), last.tolist())
     first, ends = bounds
-    return doc[int(first[item.start]) : int(ends[item.start])]  # its first token's, as Span.sent
+    return doc[first[item.start] : ends[item.start]]  # its first token's, as Span.sent
+
+
+def sentence_text(item: Span) -> str:
+    """The text of a span's sentence (``Span.text`` builds a Token per word on every call)."""
+    sentence = sentence_of(item)
+    return doc_text(item.doc)[sentence.start_char : sentence.end_char]
 
 
 def register() -> None:
     """Register every notecoder extension (idempotent)."""
-    for name, default in _SPAN_ATTRS.items():
-        Span.set_extension(name, default=default, force=True)
+    for name in Mention.__slots__:
+        Span.set_extension(
+            name,
+            getter=lambda span, name=name: getattr(mention(span), name),
+            setter=lambda span, value, name=name: setattr(mention(span), name, value),
+            force=True,
+        )
     for name, default in _DOC_ATTRS.items():
         Doc.set_extension(name, default=default, force=True)
 

@@ -13,7 +13,7 @@ from spacy.tokens import Doc, Span
 
 from notecoder.codes import excludes1
 from notecoder.excludes import Dropped
-from notecoder.extensions import sentence_of
+from notecoder.extensions import mention, sentence_text
 from notecoder.linker import is_precise
 from notecoder.regions import REGION_PHRASE
 from notecoder.sections import section_of
@@ -175,16 +175,18 @@ def compute_flags(
 
 def _documented(span: Span) -> bool:
     """Documented as done (now or before): not negated, planned, or a relative's."""
-    return not (span._.is_negated or span._.is_hypothetical or span._.is_family)
+    status = mention(span)
+    return not (status.is_negated or status.is_hypothetical or status.is_family)
 
 
 def _treatment_done(span: Span, rules: dict[str, Any]) -> bool:
     """A treatment tried or under way; one in the plan counts only if it continues."""
     if span.label_ != "TREATMENT" or not _documented(span):
         return False
-    if section_of(span) != "plan" or span._.response or span._.duration:
+    attrs = mention(span)
+    if section_of(span) != "plan" or attrs.response or attrs.duration:
         return True
-    sentence = sentence_of(span).text.lower()
+    sentence = sentence_text(span).lower()
     return any(cue in sentence for cue in rules["ongoing_treatment_cues"])
 
 
@@ -193,10 +195,11 @@ def _imaging_for(region: str | None, mentions: list[Span], rules: dict[str, Any]
     sections = set(rules["imaging_sections"])
     found = []
     for m in mentions:
+        attrs = mention(m)
         is_finding = m.label_ == "IMAGING_FINDING" or (
-            m.label_ == "CONDITION" and (m._.modality or section_of(m) in sections)
+            m.label_ == "CONDITION" and (attrs.modality or section_of(m) in sections)
         )
-        if is_finding and _documented(m) and (not m._.regions or region in m._.regions):
+        if is_finding and _documented(m) and (not attrs.regions or region in attrs.regions):
             found.append(m)
     return found
 
@@ -206,9 +209,9 @@ def _region_conflicts(conditions: list[Candidate], rules: dict[str, Any]) -> lis
     out = []
     for c in conditions:
         for span in c.evidence:
-            anchors = span._.linked_levels or []
-            words = {a._.region for a in anchors if not is_precise(a)}
-            levels = {a._.region for a in anchors if is_precise(a)}
+            anchors = mention(span).linked_levels or []
+            words = {mention(a).region for a in anchors if not is_precise(a)}
+            levels = {mention(a).region for a in anchors if is_precise(a)}
             clash = {
                 w
                 for w in words

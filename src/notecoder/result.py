@@ -8,7 +8,7 @@ from spacy.tokens import Doc, Span
 
 from notecoder.codes import description
 from notecoder.context import CATEGORY_ATTRIBUTE
-from notecoder.extensions import SPANS_KEY, sentence_of
+from notecoder.extensions import SPANS_KEY, doc_text, mention, sentence_of
 from notecoder.sections import section_of
 
 _ATTRS = (
@@ -46,7 +46,7 @@ def diagnostic_phrase(span: Span) -> Span:
     """
     doc = span.doc
     sent = sentence_of(span)
-    anchors = sorted(span._.linked_levels or [], key=lambda a: a.start)
+    anchors = sorted(mention(span).linked_levels or [], key=lambda a: a.start)
     start, end = span.start, span.end
 
     def joined(lo: int, hi: int) -> bool:
@@ -103,27 +103,28 @@ def modifiers(span: Span) -> list[dict[str, Any]]:
 
 def entity(span: Span) -> dict[str, Any]:
     """One mention as a formats.md entity."""
+    attrs = mention(span)
     out: dict[str, Any] = {
         "start": span.start_char,
         "end": span.end_char,
-        "text": span.text,
+        "text": doc_text(span.doc)[span.start_char : span.end_char],
         "label": span.label_,
     }
     for name, attr in _ATTRS:
-        out[name] = bool(getattr(span._, attr, False))
+        out[name] = bool(getattr(attrs, attr))
     out["section"] = section_of(span)
     if span.label_ == "SPINAL_LEVEL":
-        out["levels"] = list(span._.levels or [])
-        out["region"] = span._.region
+        out["levels"] = list(attrs.levels or [])
+        out["region"] = attrs.region
     else:
-        linked = [a for a in span._.linked_levels or [] if a.label_ == "SPINAL_LEVEL"]
-        out["levels"] = list(dict.fromkeys(v for a in linked for v in a._.levels or []))
-        regions = list(span._.regions or [])
+        linked = [a for a in attrs.linked_levels or [] if a.label_ == "SPINAL_LEVEL"]
+        out["levels"] = list(dict.fromkeys(v for a in linked for v in mention(a).levels or []))
+        regions = list(attrs.regions or [])
         out["region"] = regions[0] if regions else None
         out["regions"] = regions
-        out["concept"] = span._.concept
+        out["concept"] = attrs.concept
     for extra in ("modality", "side", "duration", "response"):
-        value = getattr(span._, extra)
+        value = getattr(attrs, extra)
         if value:
             out[extra] = value
     out["modifiers"] = modifiers(span)

@@ -76,17 +76,22 @@ _STARTS_KEY = "notecoder.section_starts"
 def section_of(item: Span | Token) -> str | None:
     """The category of the section a span or token lies in (None before any heading).
 
-    The section starts are listed once per Doc (and again only if its sections
-    change): the coder asks this for every mention, often several times.
+    The coder and the result ask this for every mention, often several times:
+    the section starts are listed when the sectionizer sets ``doc._.sections``
+    (or on first use, for sections set some other way) and bisected.
     """
     token = item[0] if isinstance(item, Span) else item
-    doc = token.doc
-    sections = doc._.sections or []
-    cached = doc.user_data.get(_STARTS_KEY)
-    if cached is None or cached[0] is not sections:
-        cached = doc.user_data[_STARTS_KEY] = (sections, [s.section_span[0] for s in sections])
-    k = bisect_right(cached[1], token.i) - 1
+    cached = token.doc.user_data.get(_STARTS_KEY)
+    if cached is None:
+        cached = _list_starts(token.doc, token.doc._.sections or [])
+    sections, starts = cached
+    k = bisect_right(starts, token.i) - 1
     return sections[k].category if k >= 0 else None
+
+
+def _list_starts(doc: Doc, sections: list[Section]) -> tuple[list[Section], list[int]]:
+    cached = doc.user_data[_STARTS_KEY] = (sections, [s.section_span[0] for s in sections])
+    return cached
 
 
 @Language.factory("notecoder_sectionizer", default_config={"span_group_name": SPANS_KEY})
@@ -151,6 +156,7 @@ class NotecoderSectionizer(RuleFileComponent, Sectionizer):
             seen.add(category)
             sections.append(Section(category, start, end, end, starts[k + 1], None, rule))
         doc._.sections = sections
+        _list_starts(doc, sections)
         return doc
 
     def filter_start_lines(
