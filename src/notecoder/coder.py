@@ -35,7 +35,14 @@ from spacy.tokens import Doc, Span
 from notecoder import codes as icd
 from notecoder import excludes
 from notecoder.excludes import Dropped
-from notecoder.extensions import SPANS_KEY, doc_text, mention, sentence_of, sentence_text
+from notecoder.extensions import (
+    SPANS_KEY,
+    doc_text,
+    mention,
+    sentence_bounds,
+    sentence_of,
+    sentence_text,
+)
 from notecoder.flags import compute_flags, unique_spans
 from notecoder.levels import VERTEBRAE, root_region
 from notecoder.linker import is_precise
@@ -77,21 +84,21 @@ class _NoteIndex:
         self.mentions = mentions
         self.order = {m: i for i, m in enumerate(mentions)}
         self.concept = {m: coder._concept(m) for m in mentions}
-        self.sentence = {m: sentence_of(m).start for m in mentions}
+        self.sentence = {m: sentence_bounds(m)[0] for m in mentions}
         self.precise: dict[str, dict[str, None]] = {}  # concept -> regions, in note order
         self.regions: dict[str, dict[str, None]] = {}  # the same, levels precise or not
         self.by_sentence: dict[tuple[str, int], list[Span]] = {}
         self.last_negated: dict[str, int] = {}  # concept -> start of its last negated mention
         for m in mentions:
-            concept = self.concept[m]
-            if not (mention(m).is_family or mention(m).is_negated) and any(
-                is_precise(a) for a in mention(m).linked_levels or []
+            concept, attrs = self.concept[m], mention(m)
+            if not (attrs.is_family or attrs.is_negated) and any(
+                is_precise(a) for a in attrs.linked_levels or []
             ):
-                self.precise.setdefault(concept, {}).update(dict.fromkeys(mention(m).regions or []))
-            if not mention(m).excluded():
-                self.regions.setdefault(concept, {}).update(dict.fromkeys(mention(m).regions or []))
+                self.precise.setdefault(concept, {}).update(dict.fromkeys(attrs.regions or []))
+            if not attrs.excluded():
+                self.regions.setdefault(concept, {}).update(dict.fromkeys(attrs.regions or []))
             self.by_sentence.setdefault((m.label_, self.sentence[m]), []).append(m)
-            if mention(m).is_negated:
+            if attrs.is_negated:
                 self.last_negated[concept] = max(self.last_negated.get(concept, -1), m.start)
         self.certain = {
             self.concept[m]
@@ -131,7 +138,7 @@ class _NoteIndex:
 
     def sentence_levels(self, spans: list[Span]) -> list[Span]:
         """The spinal levels of the sentences of these mentions."""
-        sentences = dict.fromkeys(self.sentence.get(s, sentence_of(s).start) for s in spans)
+        sentences = dict.fromkeys(self.sentence.get(s, sentence_bounds(s)[0]) for s in spans)
         levels = [a for k in sentences for a in self.by_sentence.get(("SPINAL_LEVEL", k), [])]
         return sorted(levels, key=self.order.__getitem__) if len(sentences) > 1 else levels
 
@@ -159,6 +166,8 @@ class Coder(RuleFileComponent):
         #: Whether a sentence matches a pattern, by (sentence start, pattern): asked for
         #: every mention of the sentence, answered once.
         self._sentence_hits: dict[tuple[int, str], bool] = {}
+        #: Each mention's concept, for the note being coded.
+        self._concepts: dict[Span, str] = {}
 
     def rules_data(self) -> dict[str, Any]:
         return self.rules
@@ -252,15 +261,15 @@ class Coder(RuleFileComponent):
         self, doc: Doc, mentions: list[Span], setting: str
     ) -> tuple[list[Candidate], list[Span]]:
         """The candidates and the diagnoses left uncertain (for UNCERTAIN_DX)."""
-        self._causes, self._sentence_hits = {}, {}
+        self._causes, self._sentence_hits, self._concepts = {}, {}, {}
         history = set(self.rules["history_sections"])
         # Template technique text names no diagnosis (section 3); its levels still count.
         technique = set(self.rules["non_diagnostic_sections"])
         usable = [
             m
-            for m in mentions
-            if section_of(m) not in history
-            and not (section_of(m) in technique and m.label_ in ("CONDITION", "PAIN"))
+            for m, section in zip(mentions, map(section_of, mentions), strict=True)
+            if section not in history
+            and not (section in technique and m.label_ in ("CONDITION", "PAIN"))
             and not self._not_current(m)
             and not self._non_spinal(m)
         ]
@@ -379,14 +388,14 @@ class Coder(RuleFileComponent):
         if re.search(rules["site"], after):
             return True
         # The same for every pain of one sentence: looked for once per sentence and section.
-        key = (sentence_of(span).start, section_of(span))
+        key = (sentence_bounds(span)[0], section_of(span))
         if key not in self._causes:
             entry = _entry_text(span, rules["entry_sections"])
             self._causes[key] = re.search(rules["cause"], entry) is not None
         return self._causes[key]
 
     def _sentence_matches(self, span: Span, pattern: str) -> bool:
-        key = (sentence_of(span).start, pattern)
+        key = (sentence_bounds(span)[0], pattern)
         if key not in self._sentence_hits:
             self._sentence_hits[key] = re.search(pattern, sentence_text(span)) is not None
         return self._sentence_hits[key]
@@ -404,10 +413,18 @@ class Coder(RuleFileComponent):
         return spec
 
     def _concept(self, span: Span) -> str:
-        """The concept, with back pain of a known region made that region's pain."""
-        concept = mention(span).concept or ""
-        if concept == "back_pain" and mention(span).regions:
-            return self.rules["back_pain_by_region"].get(mention(span).regions[0], concept)
+        """The concept, with back pain of a known region made that region's pain (asked
+        several times per mention: found once per note)."""
+        found = self._concepts.get(span)
+        if found is None:
+            found = self._concepts[span] = self._find_concept(span)
+        return found
+
+    def _find_concept(self, span: Span) -> str:
+        attrs = mention(span)
+        concept = attrs.concept or ""
+        if concept == "back_pain" and attrs.regions:
+            return self.rules["back_pain_by_region"].get(attrs.regions[0], concept)
         if concept == "back_pain" and self._sentence_matches(span, self.rules["leg_radiation"]):
             # "Back pain radiating to the leg" is low back pain (section 2, v3).
             return "low_back_pain"
@@ -719,8 +736,10 @@ class Coder(RuleFileComponent):
             ]
             # A partner of the very region beats one of a neighbouring junction.
             fits = [k for k in fits if k[1] == region] or fits
-            sentences = {sentence_of(s).start for s in spans}
-            close = [k for k in fits if any(sentence_of(p).start in sentences for p in partners[k])]
+            sentences = {sentence_bounds(s)[0] for s in spans}
+            close = [
+                k for k in fits if any(sentence_bounds(p)[0] in sentences for p in partners[k])
+            ]
             for k in close or fits:
                 combined = rule["with"][self._partner_kind(k[0])]
                 out.setdefault((combined, k[1]), []).extend([*partners[k], *spans])

@@ -117,6 +117,13 @@ def sentence_of(item: Span) -> Span:
 
     Components read a mention's sentence for context (attributes, cues, levels);
     a pipeline built without ``notecoder_sentences`` still works, coarsely.
+    """
+    return item.doc[slice(*sentence_bounds(item))]
+
+
+def sentence_bounds(item: Span) -> tuple[int, int]:
+    """The token bounds of :func:`sentence_of` without building the Span.
+
     ``Span.sent`` walks the tokens to the sentence's ends on every call, so the
     sentence bounds of every token are computed once per Doc (after the
     splitter: they never change afterwards) and looked up.
@@ -125,7 +132,7 @@ def sentence_of(item: Span) -> Span:
     bounds = doc.user_data.get(_SENTENCES_KEY)
     if bounds is None or len(bounds[0]) != len(doc):
         if not doc.has_annotation("SENT_START"):
-            return doc[:]
+            return 0, len(doc)
         starts = doc.to_array(SENT_START) == 1
         starts[0] = True
         first = numpy.maximum.accumulate(numpy.where(starts, numpy.arange(len(doc)), 0))
@@ -133,7 +140,7 @@ def sentence_of(item: Span) -> Span:
         last = ends[numpy.cumsum(starts) - 1]
         bounds = doc.user_data[_SENTENCES_KEY] = (first.tolist(), last.tolist())
     first, ends = bounds
-    return doc[first[item.start] : ends[item.start]]  # its first token's, as Span.sent
+    return first[item.start], ends[item.start]  # its first token's, as Span.sent
 
 
 def sentence_text(item: Span) -> str:

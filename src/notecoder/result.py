@@ -8,7 +8,7 @@ from spacy.tokens import Doc, Span
 
 from notecoder.codes import description
 from notecoder.context import CATEGORY_ATTRIBUTE
-from notecoder.extensions import SPANS_KEY, doc_text, mention, sentence_of
+from notecoder.extensions import SPANS_KEY, doc_text, mention, sentence_bounds
 from notecoder.sections import section_of
 
 _ATTRS = (
@@ -37,42 +37,54 @@ _PHRASE_WORDS = frozenset(
 )  # fmt: skip
 
 
-def diagnostic_phrase(span: Span) -> Span:
-    """The whole diagnostic phrase of a mention: "fracture dislocation, C2", "severe
-    foraminal narrowing at L4-5 and L5-S1", not "Fracture" (coding-rules.md section 4).
+def diagnostic_phrase(span: Span) -> tuple[int, int]:
+    """The token bounds of a mention's whole diagnostic phrase: "fracture dislocation,
+    C2", "severe foraminal narrowing at L4-5 and L5-S1", not "Fracture"
+    (coding-rules.md section 4).
 
     The mention grows over its own linked levels and region words where only
     qualifiers and connectors stand between them, within its sentence.
     """
     doc = span.doc
-    sent = sentence_of(span)
+    sent_start, sent_end = sentence_bounds(span)
     anchors = sorted(mention(span).linked_levels or [], key=lambda a: a.start)
     start, end = span.start, span.end
 
     def joined(lo: int, hi: int) -> bool:
-        return hi - lo <= 4 and all(t.lower_ in _PHRASE_WORDS for t in doc[lo:hi])
+        return hi - lo <= 4 and all(doc[i].lower_ in _PHRASE_WORDS for i in range(lo, hi))
 
     for anchor in anchors:  # to the right: "at L4-5", "at L4-5 and L5-S1"
-        if anchor.start >= end and anchor.end <= sent.end and joined(end, anchor.start):
+        if anchor.start >= end and anchor.end <= sent_end and joined(end, anchor.start):
             end = anchor.end
     for anchor in reversed(anchors):  # to the left: "L4-5 left paracentral", "lumbar"
-        if anchor.end <= start and anchor.start >= sent.start and joined(anchor.end, start):
+        if anchor.end <= start and anchor.start >= sent_start and joined(anchor.end, start):
             start = anchor.start
-    while start > sent.start and doc[start - 1].lower_ in _PHRASE_WORDS - {",", "and", "-"}:
+    while start > sent_start and doc[start - 1].lower_ in _PHRASE_WORDS - {",", "and", "-"}:
         start -= 1
     while start < span.start and doc[start].lower_ in {"at", "of", "the", "in", "to", "/"}:
         start += 1
-    return doc[start:end]
+    return start, end
+
+
+def _char_bounds(doc: Doc, start: int, end: int) -> tuple[int, int]:
+    """The character offsets of tokens [start, end) (a Span's ``start_char``/``end_char``
+    without building it)."""
+    last = doc[end - 1]
+    return doc[start].idx, last.idx + len(last)
 
 
 def evidence(span: Span) -> dict[str, Any]:
     """One evidence entry: the mention's whole diagnostic phrase (offsets and text),
     label and section; ``mention`` gives the offsets of the matched words alone."""
-    phrase = diagnostic_phrase(span) if span.label_ != "SPINAL_LEVEL" else span
+    doc = span.doc
+    if span.label_ == "SPINAL_LEVEL":
+        begin, end = span.start_char, span.end_char
+    else:
+        begin, end = _char_bounds(doc, *diagnostic_phrase(span))
     return {
-        "start": phrase.start_char,
-        "end": phrase.end_char,
-        "text": phrase.text,
+        "start": begin,
+        "end": end,
+        "text": doc_text(doc)[begin:end],
         "label": span.label_,
         "section": section_of(span),
         "mention": {"start": span.start_char, "end": span.end_char},
@@ -87,15 +99,14 @@ def modifiers(span: Span) -> list[dict[str, Any]]:
         attribute = CATEGORY_ATTRIBUTE.get(modifier.category)
         if attribute is None:
             continue
-        start, end = modifier.modifier_span
-        trigger = span.doc[start:end]
+        start, end = _char_bounds(span.doc, *modifier.modifier_span)
         out.append(
             {
                 "attribute": attribute,
                 "category": modifier.category,
-                "text": trigger.text,
-                "start": trigger.start_char,
-                "end": trigger.end_char,
+                "text": doc_text(span.doc)[start:end],
+                "start": start,
+                "end": end,
             }
         )
     return out
@@ -133,20 +144,26 @@ def entity(span: Span) -> dict[str, Any]:
 
 def doc_to_result(doc: Doc, note_id: str | None) -> dict[str, Any]:
     """The formats.md result for a Doc the full pipeline has processed."""
+    found: dict[Span, dict[str, Any]] = {}
+
+    def evidence_of(spans: list[Span]) -> list[dict[str, Any]]:
+        # A mention is often the evidence of several codes and flags: read once.
+        return [dict(found[s] if s in found else found.setdefault(s, evidence(s))) for s in spans]
+
     codes = [
         {
             "code": c.code,
             "description": description(c.code),
             "confidence": c.confidence,
             "region": c.region,
-            "evidence": [evidence(s) for s in c.evidence],
+            "evidence": evidence_of(c.evidence),
         }
         for c in doc._.codes or []
     ]
     flags = []
     for f in doc._.flags or []:
         flag = {k: v for k, v in f.items() if k != "evidence"}
-        flag["evidence"] = [evidence(s) for s in f["evidence"]]
+        flag["evidence"] = evidence_of(f["evidence"])
         flags.append(flag)
     spans = doc.spans.get(SPANS_KEY, [])
     return {
