@@ -987,6 +987,9 @@ def test_connections_have_nagles_algorithm_off():
         def get_extra_info(self, name, default=None):
             return {"socket": self.sock}.get(name, default)
 
+        def is_closing(self):
+            return False
+
     async def app(scope, receive, send):  # never called
         raise AssertionError
 
@@ -1001,3 +1004,54 @@ def test_connections_have_nagles_algorithm_off():
             assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
     finally:
         loop.close()
+
+
+def test_a_client_trickling_its_headers_is_cut_off_and_others_are_served(monkeypatch):
+    """Slowloris: a request line and headers sent a byte at a time must not hold a
+    connection past :data:`serve.HEADER_SECONDS`; a prompt client on the same
+    server, and the next request on a kept-alive connection, are answered."""
+    import uvicorn
+
+    monkeypatch.setattr(serve, "HEADER_SECONDS", 0.5)
+
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, http=serve.NoDelayH11Protocol, log_level="error"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.started
+        request = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as slow:
+            started = time.monotonic()
+            for byte in request[:-2]:  # everything but the blank line that ends the headers
+                slow.sendall(bytes([byte]))
+                time.sleep(0.01)
+            assert slow.recv(1024) == b""  # closed by the server, nothing answered
+            assert time.monotonic() - started < 3
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as prompt:
+            for _ in range(3):  # each request has its own limit, counted from the last answer
+                prompt.sendall(request)
+                answer = b""
+                while not answer.endswith(b"0\r\n\r\n"):  # the end of the chunked body
+                    part = prompt.recv(1024)
+                    assert part, "the server closed a prompt client's connection"
+                    answer += part
+                assert answer.startswith(b"HTTP/1.1 200")
+                time.sleep(0.3)
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -19,7 +19,8 @@ Design choices, and why:
   supervisor's pings, so the supervisor's health-check timeout is
   :data:`WORKER_HEALTHCHECK_SECONDS`, not uvicorn's 5 s (which killed and
   restarted such workers). Connections get uvicorn's h11 protocol with Nagle's
-  algorithm off (uvicorn leaves it on for ``--workers`` > 1, 40 ms per answer).
+  algorithm off (uvicorn leaves it on for ``--workers`` > 1, 40 ms per answer)
+  and :data:`HEADER_SECONDS` to send each request's line and headers.
 - Each request that codes notes has a time limit (``--timeout``, counted from its
   arrival, body upload included): past it the client gets 504, and the pipeline
   thread drops the note at its next step (a step already running finishes first;
@@ -136,6 +137,8 @@ SETTINGS_ENV = "NOTECODER_SERVE_SETTINGS"
 KEEP_ALIVE_SECONDS = 5
 #: Largest request line plus headers, in bytes (h11's default, made explicit).
 MAX_HEADER_BYTES = 16 * 1024
+#: Seconds a client has to send a request's line and headers.
+HEADER_SECONDS = 10.0
 #: Open connections (or requests in progress) past which uvicorn answers 503.
 MAX_CONNECTIONS = 256
 #: Seconds the supervisor waits for a worker's answer to its ping before it kills
@@ -959,20 +962,59 @@ def _counts(result: dict[str, Any]) -> tuple[int, int]:
 
 
 def _no_delay_h11_protocol() -> type:
-    """uvicorn's h11 protocol, with Nagle's algorithm off on every connection.
+    """uvicorn's h11 protocol, with Nagle's algorithm off and a time limit on headers.
 
-    asyncio turns it off only on sockets whose ``proto`` is TCP, and the socket
-    uvicorn binds for ``--workers`` > 1 has proto 0: each response (headers, then
-    body: two writes) then waited for the client's delayed ACK, 40 ms.
+    asyncio turns Nagle's algorithm off only on sockets whose ``proto`` is TCP,
+    and the socket uvicorn binds for ``--workers`` > 1 has proto 0: each response
+    (headers, then body: two writes) then waited for the client's delayed ACK,
+    40 ms. uvicorn times only idle keep-alive connections: a client that sends
+    its request line and headers a byte at a time (slowloris) held its
+    connection for as long as it liked, and a few hundred such clients took
+    every connection the worker allows. Each request's line and headers must
+    now arrive within :data:`HEADER_SECONDS` of the connection (or of the
+    previous response), else the connection is closed.
     """
+    import h11
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class NoDelayH11Protocol(H11Protocol):
+        _header_timer: asyncio.TimerHandle | None = None
+
         def connection_made(self, transport: Any) -> None:
             sock = transport.get_extra_info("socket")
             if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             super().connection_made(transport)
+            self._await_headers()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self.conn.their_state is not h11.IDLE:  # the request's headers are in
+                self._stop_header_timer()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if self.conn.their_state is h11.IDLE:  # (a pipelined request already came)
+                self._await_headers()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._stop_header_timer()
+            super().connection_lost(exc)
+
+        def _await_headers(self) -> None:
+            self._stop_header_timer()
+            if not self.transport.is_closing():
+                self._header_timer = self.loop.call_later(HEADER_SECONDS, self._headers_late)
+
+        def _stop_header_timer(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _headers_late(self) -> None:
+            self._header_timer = None
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                self.transport.close()
 
     return NoDelayH11Protocol
 
