@@ -36,18 +36,18 @@ CHROMIUM_ARGS = [
 TEXT = SAMPLE.read_text(encoding="utf-8")
 NO_IMAGING = re.sub(r"IMAGING:.*?\n\n", "", TEXT, flags=re.S)
 DESCRIPTION = "Other specified dorsopathies, thoracolumbar region"
+KEY = "review-page-test-key"
 
 
-@pytest.fixture(scope="module")
-def base_url(nlp):
-    """The app under uvicorn on 127.0.0.1, on a port the OS picked."""
+def _serving(app):
+    """``app`` under uvicorn on 127.0.0.1, on a port the OS picked: its base URL."""
     import uvicorn
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    config = uvicorn.Config(serve.create_app(nlp), log_level="warning", lifespan="on")
+    config = uvicorn.Config(app, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -59,6 +59,17 @@ def base_url(nlp):
     server.should_exit = True
     thread.join(timeout=10)
     sock.close()
+
+
+@pytest.fixture(scope="module")
+def base_url(nlp):
+    yield from _serving(serve.create_app(nlp))
+
+
+@pytest.fixture(scope="module")
+def keyed_url(nlp):
+    """The same service with an API key, as it must run bound beyond loopback."""
+    yield from _serving(serve.create_app(nlp, serve.Settings(api_key=KEY)))
 
 
 @pytest.fixture(scope="module")
@@ -207,3 +218,24 @@ def test_a_refused_request_is_reported_not_swallowed(page):
     page.click("#submit")
     page.wait_for_function("() => document.getElementById('status').className === 'bad'")
     assert "413" in page.inner_text("#status")
+
+
+def test_with_an_api_key_the_page_sends_the_key_it_is_given(browser, keyed_url):
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"{keyed_url}/review")  # the page itself needs no key
+        page.fill("#note", TEXT)
+        page.click("#submit")
+        page.wait_for_function("() => document.getElementById('status').className === 'bad'")
+        assert "401" in page.inner_text("#status") and "API key" in page.inner_text("#status")
+        page.fill("#api-key", KEY)
+        page.click("#submit")
+        page.wait_for_function(
+            "() => document.getElementById('status').textContent.startsWith('Coded')"
+        )
+        assert DESCRIPTION in page.inner_text("#codes")
+        stored = page.evaluate("() => JSON.stringify([{...localStorage}, {...sessionStorage}])")
+        assert KEY not in stored and KEY not in page.url
+    finally:
+        context.close()
