@@ -8,27 +8,39 @@ scispaCy finds its candidates with the token pattern ``( + )``, for which spaCy'
 ``Matcher`` returns every "(" paired with every later ")": quadratic in their
 number ("(a) " repeated 5,000 times took a minute), though it then drops every
 candidate of more than 8 tokens. Here the candidates are found directly, each
-"(" with the ")" tokens at most 9 tokens on, which is the same set; and the
-defined short forms are found again in the note with a ``PhraseMatcher`` (one
-pass, whatever their number) instead of one ``Matcher`` pattern each.
+"(" with the ")" tokens at most 9 tokens on, which is the same set; scispaCy's
+filter of them runs on token offsets and texts (it sliced the Doc for each,
+building a Python ``Token`` per token), most of them dropped on arrays first;
+a short form already defined is not looked up again; and the defined short
+forms are found again in the note with a ``PhraseMatcher`` (one pass, whatever
+their number) instead of one ``Matcher`` pattern each.
 """
 
 from collections import defaultdict
 
-from scispacy.abbreviation import AbbreviationDetector, filter_matches, find_abbreviation
-from spacy.attrs import ORTH
+import numpy
+from scispacy.abbreviation import AbbreviationDetector, find_abbreviation
+from spacy.attrs import LENGTH, ORTH
 from spacy.language import Language
 from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc, Span
 
+from notecoder.spans import TokenText
+
 #: scispaCy ignores a parenthesis holding more than this many tokens.
 _MAX_INSIDE = 8
+#: Up to this many "(", the parentheses are paired in plain Python (a note has a few).
+_FEW = 64
 
 
 @Language.factory("notecoder_abbreviations")
 def make_abbreviations(nlp: Language, name: str) -> "ParenthesisAbbreviationDetector":
     """Build the detector (``doc._.abbreviations``, ``span._.long_form``, as scispaCy's)."""
     return ParenthesisAbbreviationDetector(nlp, name)
+
+
+#: A stretch of tokens [start, end).
+_Tokens = tuple[int, int]
 
 
 class ParenthesisAbbreviationDetector(AbbreviationDetector):
@@ -44,31 +56,64 @@ class ParenthesisAbbreviationDetector(AbbreviationDetector):
         opens = (orth == self._open).nonzero()[0]
         if not len(opens):
             return doc
-        closes = set((orth == self._close).nonzero()[0].tolist())
-        inside = [  # what scispaCy's matcher finds, less its brackets and its long candidates
-            (0, start + 1, end)
-            for start in opens.tolist()
-            for end in range(start + 2, min(start + 2 + _MAX_INSIDE, len(doc)))
-            if end in closes
-        ]
-        for long_form, short_forms in self._definitions(filter_matches(inside, doc), doc):
-            for short in short_forms:
-                short._.long_form = long_form
-                doc._.abbreviations.append(short)
+        texts = TokenText(doc)
+        brackets = (orth == self._open).astype("int8") - (orth == self._close).astype("int8")
+        if len(opens) > _FEW:
+            inside = _plausible(self._inside(orth, opens), doc.to_array(LENGTH))
+        else:  # (the same pairs, without the arrays' fixed cost)
+            closes = set((brackets < 0).nonzero()[0].tolist())
+            inside = [
+                (start + 1, end)
+                for start in opens.tolist()
+                for end in range(start + 2, min(start + 2 + _MAX_INSIDE, len(doc)))
+                if end in closes
+            ]
+        candidates = _candidates(inside, texts, brackets.tolist())
+        definitions = self._definitions(candidates, doc, texts)
+        if definitions:
+            abbreviations = doc._.abbreviations  # (the Doc's own list, made on first use)
+            for long_form, short_forms in definitions:
+                for short in short_forms:
+                    short._.long_form = long_form
+                    abbreviations.append(short)
         return doc
 
+    def _inside(self, orth: numpy.ndarray, opens: numpy.ndarray) -> numpy.ndarray:
+        """What scispaCy's matcher finds, less its brackets and its long candidates:
+        each "(" with every ")" 2 to 9 tokens on, in order of the "(" then the ")"
+        (the tokens inside, one row each)."""
+        closes = orth == self._close
+        n = len(orth)
+        found = []
+        for step in range(2, 2 + _MAX_INSIDE):
+            ends = opens + step
+            ends = ends[ends < n]
+            ends = ends[closes[ends]]
+            found.append(numpy.stack([ends - step, ends], axis=1))
+        pairs = numpy.concatenate(found)
+        pairs = pairs[numpy.lexsort((pairs[:, 1], pairs[:, 0]))]
+        pairs[:, 0] += 1
+        return pairs
+
     def _definitions(
-        self, candidates: list[tuple[Span, Span]], doc: Doc
+        self, candidates: list[tuple[_Tokens, _Tokens]], doc: Doc, texts: TokenText
     ) -> list[tuple[Span, set[Span]]]:
         """scispaCy's ``find_matches_for``: each short form defined once, then every place
-        it occurs, found by one ``PhraseMatcher`` pass."""
+        it occurs, found by one ``PhraseMatcher`` pass.
+
+        A short form already defined is skipped before its long form is looked
+        for (scispaCy looks, then skips it): a note repeating one definition
+        thousands of times reads it once.
+        """
         found: dict[Span, set[Span]] = defaultdict(set)
         long_forms: dict[str, Span] = {}
         seen_long: set[str] = set()
         seen_short: set[str] = set()
         matcher = PhraseMatcher(doc.vocab, attr="ORTH")
-        for long_candidate, short_candidate in candidates:
-            short, long = find_abbreviation(long_candidate, short_candidate)
+        for (long_start, long_end), (short_start, short_end) in candidates:
+            if texts(short_start, short_end) in seen_short:
+                continue
+            short, long = find_abbreviation(doc[long_start:long_end], doc[short_start:short_end])
             if long is None or long.text in seen_long or short.text in seen_short:
                 continue
             seen_long.add(long.text)
@@ -79,3 +124,79 @@ class ParenthesisAbbreviationDetector(AbbreviationDetector):
         for key, start, end in matcher(doc):
             found[long_forms[doc.vocab.strings[key]]].add(doc[start:end])
         return list(found.items())
+
+
+def _plausible(inside: numpy.ndarray, lengths: numpy.ndarray) -> list[_Tokens]:
+    """The parentheses that may pass ``_candidates``: the first of its tests
+    (size, place, the short form's word lengths), on arrays.
+
+    "(a) " repeated puts three parentheses per bracket before ``_candidates``,
+    none with a short form of two letters.
+    """
+    start, end = inside[:, 0], inside[:, 1]
+    long_inside = end - start > 3
+    short_start = numpy.clip(numpy.where(long_inside, start - 2, start), 0, None)
+    short_end = numpy.where(long_inside, start - 1, end)
+    wrong = numpy.concatenate([[0], numpy.cumsum((lengths < 2) | (lengths >= 10))])
+    keep = (end - start <= 8) & (start != 1) & (wrong[short_end] == wrong[short_start])
+    return [(a, b) for a, b in inside[keep].tolist()]
+
+
+def _candidates(
+    inside: list[_Tokens], texts: TokenText, brackets: list[int]
+) -> list[tuple[_Tokens, _Tokens]]:
+    """scispaCy's ``filter_matches``, on token bounds: (long form, short form)
+    candidates for each parenthesis, in order.
+
+    scispaCy slices the Doc for every candidate and its tests (a ``Span`` and a
+    ``Token`` per token); "(a) " repeated makes three candidates per bracket.
+    Here token lengths and brackets come from arrays (``brackets``: 1 for "(",
+    -1 for ")", else 0), and the cheapest of the filter's tests goes first.
+    """
+    starts, ends = texts.starts, texts.ends
+    candidates = []
+    for start, end in inside:
+        # Ignore spans with more than 8 words in them, and spans at the start of the doc
+        if end - start > 8 or start == 1:
+            continue
+        # Over 3 words, the long form is inside the parens and the short form is the
+        # word before them; otherwise the short form is inside.
+        long_inside = end - start > 3
+        short = (start - 2, start - 1) if long_inside else (start, end)
+        # Every word of the short form has 2 to 9 characters (short_form_filter).
+        if not all(2 <= ends[i] - starts[i] < 10 for i in range(*short)):
+            continue
+        if long_inside:
+            # make sure any parentheses inside long form are balanced
+            if _unbalanced(brackets[start:end]):
+                continue
+            long = (start, end)
+        else:
+            # Look up to max_words backwards
+            length = sum(ends[i] - starts[i] for i in range(start, end))
+            max_words = min(length + 5, length * 2)
+            long = (max(start - max_words - 1, 0), start - 1)
+        if _short_form(texts(*short)):
+            candidates.append((long, short))
+    return candidates
+
+
+def _unbalanced(brackets: list[int]) -> bool:
+    """scispaCy's ``span_contains_unbalanced_parentheses``."""
+    depth = 0
+    for bracket in brackets:
+        if bracket > 0:
+            depth += 1
+        elif bracket < 0:
+            if depth == 0:
+                return True
+            depth -= 1
+    return depth != 0
+
+
+def _short_form(text: str) -> bool:
+    """The rest of scispaCy's ``short_form_filter`` (the words' lengths are tested
+    first): at least half the characters letters, the first one a letter."""
+    if sum(c.isalpha() for c in text) / len(text) < 0.5:
+        return False
+    return text[0].isalpha()

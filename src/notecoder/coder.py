@@ -25,6 +25,7 @@ with the pipeline); the codes themselves come from the tabular list through
 """
 
 import re
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -640,11 +641,12 @@ class Coder(RuleFileComponent):
         disc protrusion")."""
         doc = span.doc
         same = self._note.by_sentence.get((span.label_, self._note.sentence[span]), [])
-        following = sorted((m for m in same if m.start >= span.end), key=lambda m: m.start)
-        if following and all(t.lower_ in _COORDINATION for t in doc[span.end : following[0].start]):
+        k = bisect_left(same, span.end, key=lambda m: m.start)  # (in note order)
+        after = same[k] if k < len(same) else None
+        if after and all(t.lower_ in _COORDINATION for t in doc[span.end : after.start]):
             regions = [
                 r
-                for a in mention(following[0]).linked_levels or []
+                for a in mention(after).linked_levels or []
                 if is_precise(a)
                 for r in mention(a).regions or [mention(a).region]
                 if r

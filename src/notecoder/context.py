@@ -8,7 +8,7 @@ pipelines/spine/context_rules.json) and writes them into the pipeline folder
 answers with no rule file beside it. Targets are the mentions in ``doc.spans["notecoder"]``.
 """
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from typing import Any
 
 from medspacy.context import ConText, ConTextRule
@@ -18,10 +18,11 @@ from medspacy.util import tuple_overlaps
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
-from notecoder.extensions import SPANS_KEY, sentence_of
+from notecoder.extensions import SPANS_KEY
 from notecoder.matching import LeanMatcher
 from notecoder.rulefile import RuleFileComponent
 from notecoder.sections import section_of
+from notecoder.spans import DocView, plain_sentences
 
 #: Attribute names of our result, by the ConText category that sets them.
 CATEGORY_ATTRIBUTE: dict[str, str] = {
@@ -87,7 +88,8 @@ class NotecoderContext(RuleFileComponent, ConText):
         in the note, which is quadratic in the note's length; a trigger's scope
         never leaves its sentence (``max_scope`` is unset), so comparing within
         each sentence gives the same edges in linear time (sentences are
-        bounded by ``notecoder_sentences``).
+        bounded by ``notecoder_sentences``). Sentence bounds are read once
+        (``DocView``), not built as a ``Span`` per target and per trigger.
         """
         graphs: dict[int, ConTextGraph] = {}
 
@@ -96,17 +98,30 @@ class NotecoderContext(RuleFileComponent, ConText):
                 graphs[start] = ConTextGraph(prune_on_modifier_overlap=self.prune_on_target_overlap)
             return graphs[start]
 
-        for target in targets:  # (and in the next sentence, should a target cross into it)
-            for start in {sentence_of(target[:1]).start, sentence_of(target[-1:]).start}:
-                graph(start).targets.append(target)
         matcher = self._ConText__matcher
-        for match_id, start, end in matcher(doc):
-            rule = matcher.rule_map[self.nlp.vocab[match_id].text]
-            modifier = ConTextModifier(rule, start, end, doc, max_scope=self.max_scope)
-            graph(sentence_of(doc[start:end]).start).modifiers.append(modifier)
+        matches = matcher(doc)
+        view = DocView(doc)
+        first = view.first if targets or matches else []
+        for target in targets:  # (and in the next sentence, should a target cross into it)
+            start, end = target.start, target.end
+            for sent_start in {first[start], first[max(end - 1, start)]}:
+                graph(sent_start).targets.append(target)
+        strings = self.nlp.vocab.strings
+        own_scopes = plain_sentences(doc) and not self.max_scope
+        last = view.end if matches and own_scopes else []
+        for match_id, start, end in matches:
+            rule = matcher.rule_map[strings[match_id]]
+            if own_scopes:
+                scope = _sentence_scope(rule, start, end, first[start], last[start])
+                modifier = ConTextModifier(
+                    rule, start, end, doc, scope_start=scope[0], scope_end=scope[1]
+                )
+            else:
+                modifier = ConTextModifier(rule, start, end, doc, max_scope=self.max_scope)
+            graph(first[start]).modifiers.append(modifier)
         edges = []
         for part in graphs.values():
-            part.update_scopes()
+            _update_scopes(part)
             edges.extend(_link(part, self.prune_on_target_overlap))
         for target, modifier in edges:
             target._.modifiers += (modifier,)
@@ -125,14 +140,126 @@ class NotecoderContext(RuleFileComponent, ConText):
         and ConText compares every trigger with every target); they take only the
         attributes of their section.
         """
-        group = doc.spans.get(self.span_group_name, [])
-        doc._.context_targets = [s for s in group if s.label_ != "SPINAL_LEVEL"]
-        self._apply(doc, doc._.context_targets)
+        group = list(doc.spans.get(self.span_group_name, []))  # (a Span is built per read)
+        targets = [s for s in group if s.label_ != "SPINAL_LEVEL"]
+        doc._.context_targets = targets
+        self._apply(doc, targets)
         by_section = self._data.get("section_attributes", {})
-        for span in doc.spans.get(self.span_group_name, []):
-            for attr, value in by_section.get(section_of(span), {}).items():
-                setattr(span._, attr, value)
+        if by_section:
+            for span in group:
+                for attr, value in by_section.get(section_of(span), {}).items():
+                    setattr(span._, attr, value)
         return doc
+
+
+def _sentence_scope(
+    rule: ConTextRule, start: int, end: int, sent_start: int, sent_end: int
+) -> tuple[int, int]:
+    """The scope ``ConTextModifier`` gives a trigger at [start, end) in its sentence.
+
+    medspaCy's ``__set_scope`` when ConText has no ``max_scope`` of its own,
+    given the sentence instead of building it (``Token.sent``) per trigger: the
+    rest of the sentence in the rule's direction, cut to the rule's
+    ``max_scope`` tokens.
+    """
+    limit = rule.max_scope
+    direction = rule.direction.lower()
+    if direction == "forward":
+        if limit is not None and sent_end - end > limit:
+            return end, end + limit
+        return end, sent_end
+    if direction == "backward":
+        if limit is not None and start - sent_start > limit:
+            return start - limit, start
+        return sent_start, start
+    scope_start, scope_end = sent_start, sent_end
+    if limit is not None and start - scope_start > limit:
+        scope_start = start - limit
+    if limit is not None and scope_end - end > limit:
+        scope_end = end + limit
+    return scope_start, scope_end
+
+
+def _update_scopes(graph: ConTextGraph) -> None:
+    """medspaCy's ``ConTextGraph.update_scopes``, calling ``limit_scope`` only where it can act.
+
+    medspaCy lets every trigger of a sentence limit every other, in the order
+    (i, j), (j, i) for i < j: quadratic in the triggers of a sentence, which a
+    list of negations fills. ``a.limit_scope(b)`` changes nothing unless ``b``
+    starts inside the rest of a forward ``a``'s scope or ends inside a backward
+    one's; with the triggers in order and apart (as the pruning matcher gives
+    them), that is a later trigger for a forward one (only up to the current
+    end of its scope) and an earlier one for a backward one. The calls that can
+    act are made in medspaCy's order, so the scopes come out the same. Triggers
+    out of order or overlapping take medspaCy's own loop.
+    """
+    modifiers = graph.modifiers
+    spans = [m.modifier_span for m in modifiers]
+    apart = all(s <= e for s, e in spans) and all(
+        spans[n][1] <= spans[n + 1][0] for n in range(len(spans) - 1)
+    )
+    if not apart:
+        graph.update_scopes()
+        return
+    directions = [m.direction.lower() for m in modifiers]
+    backward = [j for j, d in enumerate(directions) if d in ("backward", "bidirectional")]
+    rules = [m.rule for m in modifiers]
+    may: dict[tuple[int, int], bool] = {}
+
+    def limit(a: int, b: int) -> None:
+        """``modifiers[a].limit_scope(modifiers[b])`` unless their rules rule it out."""
+        key = (id(rules[a]), id(rules[b]))
+        if key not in may:
+            may[key] = _may_limit(rules[a], rules[b])
+        if may[key]:
+            modifiers[a].limit_scope(modifiers[b])
+
+    for i in range(len(modifiers) - 1):
+        modifier = modifiers[i]
+        start, end = spans[i]
+        # Backward triggers after this one whose scope still reaches back over it
+        # (only the pair (i, j) changes j's scope during this pass).
+        reaching = [
+            j for j in backward[bisect_right(backward, i) :] if modifiers[j].scope_span[0] < end
+        ]
+        pending = 0
+        j = i + 1
+        if directions[i] in ("forward", "bidirectional"):
+            while j < len(modifiers) and spans[j][0] < modifier.scope_span[1]:
+                if spans[j][0] > start:
+                    limit(i, j)
+                if pending < len(reaching) and reaching[pending] == j:
+                    limit(j, i)
+                    pending += 1
+                j += 1
+        for later in reaching[pending:]:
+            limit(later, i)
+
+
+def _may_limit(rule: ConTextRule, other: ConTextRule) -> bool:
+    """Can a trigger of ``other`` limit the scope of one of ``rule``?
+
+    The tests of medspaCy's ``ConTextModifier.limit_scope`` that depend on the
+    rules alone (it returns False on them before changing anything): a
+    terminating trigger is never limited; the other must terminate, be of a
+    category that terminates this one, or of the same category with the same
+    target types.
+    """
+    if rule.direction.upper() == "TERMINATE":
+        return False
+    category = other.category.upper()
+    if (
+        other.direction.upper() != "TERMINATE"
+        and category not in rule.terminated_by
+        and category != rule.category.upper()
+    ):
+        return False
+    return not (
+        rule.category == other.category
+        and (
+            rule.allowed_types != other.allowed_types or rule.excluded_types != other.excluded_types
+        )
+    )
 
 
 def _link(graph: ConTextGraph, prune: bool) -> list[tuple[Span, ConTextModifier]]:

@@ -14,19 +14,23 @@ sentence: imaging modality, treatment duration and response, and side.
 """
 
 import re
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy
 import srsly
+from spacy.attrs import LOWER, ORTH
 from spacy.language import Language
 from spacy.pipeline import SpanRuler
+from spacy.strings import StringStore
 from spacy.tokens import Doc, Span
-from spacy.util import ensure_path, filter_spans
+from spacy.util import ensure_path
 
-from notecoder.extensions import REGION_WORDS_KEY, SPANS_KEY, sentence_of
+from notecoder.extensions import REGION_WORDS_KEY, SPANS_KEY, mention
 from notecoder.rulefile import RULES_DIR, read_rule_file
-from notecoder.spans import Containing
+from notecoder.spans import Containing, DocView
 
 _ATTRS_FILE = "entity_attributes.json"
 
@@ -40,12 +44,31 @@ _HEAD_ONLY = "_at"
 _ANCHORED = "_anchored"
 
 
-def _trim(span: Span) -> Span:
-    if not span.id_.endswith(_HEAD_ONLY):
-        return span
-    return Span(
-        span.doc, span.start, span.start + 1, span.label_, span_id=span.id_[: -len(_HEAD_ONLY)]
-    )
+#: A match before it is a Span: token bounds, label and pattern id.
+_Match = tuple[int, int, str, str]
+
+
+def _trim(match: _Match) -> _Match:
+    if not match[3].endswith(_HEAD_ONLY):
+        return match
+    return (match[0], match[0] + 1, match[2], match[3][: -len(_HEAD_ONLY)])
+
+
+def _longest(matches: list[_Match]) -> list[_Match]:
+    """``spacy.util.filter_spans`` on matches: the (first) longest of overlapping ones.
+
+    The same order and choice as spaCy's, without a ``Span`` for each match
+    that loses.
+    """
+    ranked = sorted(matches, key=lambda m: (m[1] - m[0], -m[0]), reverse=True)
+    kept = []
+    seen: set[int] = set()
+    for match in ranked:
+        start, end = match[0], match[1]
+        if start not in seen and end - 1 not in seen:
+            kept.append(match)
+            seen.update(range(start, end))
+    return sorted(kept, key=lambda m: m[0])
 
 
 @Language.factory(
@@ -108,24 +131,84 @@ class EntityRuler(SpanRuler):
         self.attributes = read_rule_file(ensure_path(path) / _ATTRS_FILE, AttributeRules)
         return self
 
+    def add_patterns(self, patterns: Iterable[dict[str, Any]]) -> None:
+        patterns = list(patterns)  # (from_disk passes a generator)
+        super().add_patterns(patterns)
+        self._first_tokens.add(patterns, self.nlp.vocab.strings)
+
+    def clear(self) -> None:
+        super().clear()
+        self._first_tokens = _FirstTokens(self.patterns, self.nlp.vocab.strings)
+
+    def remove(self, label: str) -> None:
+        super().remove(label)
+        self._first_tokens = _FirstTokens(self.patterns, self.nlp.vocab.strings)
+
+    def remove_by_id(self, pattern_id: str) -> None:
+        super().remove_by_id(pattern_id)
+        self._first_tokens = _FirstTokens(self.patterns, self.nlp.vocab.strings)
+
+    def match(self, doc: Doc) -> list[Span]:
+        """``SpanRuler.match``: the matches as spans, in spaCy's order."""
+        return [Span(doc, s, e, label=label, span_id=i) for s, e, label, i in self._matches(doc)]
+
+    def _matches(self, doc: Doc) -> list[_Match]:
+        """``SpanRuler.match``'s matches, in its order, without comparing ``Span`` objects.
+
+        spaCy puts one ``Span`` per match in a set and sorts the set, each
+        comparison building two tuples; with thousands of mentions that cost
+        more than the matching. Matches are told apart by their pattern key
+        (one per label and id) and bounds, and ordered by what spaCy compares:
+        offsets, then the label's and the id's hashes (the knowledge-base id
+        is none).
+        """
+        self._require_patterns()
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="\\[W036")
+            by_tokens = self.matcher(doc) if self._first_tokens.occur_in(doc) else []
+            found = {m for m in [*by_tokens, *self.phrase_matcher(doc)] if m[1] != m[2]}
+        strings = doc.vocab.strings
+        kinds: dict[int, tuple[int, int, str, str]] = {}
+        ranked = []
+        for key, start, end in found:
+            kind = kinds.get(key)
+            if kind is None:
+                entry = self._match_label_id_map[key]
+                label, pattern_id = entry["label"], entry["id"]
+                kind = kinds[key] = (strings.add(label), strings.add(pattern_id), label, pattern_id)
+            ranked.append((start, end, *kind))
+        ranked.sort()
+        return [(start, end, label, pattern_id) for start, end, _, _, label, pattern_id in ranked]
+
     def __call__(self, doc: Doc) -> Doc:
-        matches = [_trim(s) for s in self.match(doc)] if self.patterns else []
-        spans: list[Span] = []
-        for label in ("CONDITION", "PAIN", "IMAGING_FINDING", "TREATMENT"):
-            spans.extend(filter_spans([s for s in matches if s.label_ == label]))
-        defining = self._defining_short_forms(doc)
+        matches = [_trim(m) for m in self._matches(doc)] if self.patterns else []
+        by_label: dict[str, list[_Match]] = {label: [] for label in _LABELS}
+        for match in matches:
+            same = by_label.get(match[2])
+            if same is not None:
+                same.append(match)
+        spans = [
+            Span(doc, start, end, label=label, span_id=pattern_id)
+            for label in _LABELS
+            for start, end, _, pattern_id in _longest(by_label[label])
+        ]
+        short_forms = self._short_forms(doc)
+        # The "(DDD)" right after its long form: part of that mention, not another one.
+        defining = {
+            (s.start, s.end) for s, long_form in short_forms if _defines(s.start, long_form)
+        }
         spans = [s for s in spans if (s.start, s.end) not in defining]
-        spans = self._in_spinal_context(doc, spans)
-        spans = [s for s in spans if not self._not_spinal(s)]
-        spans.extend(self._abbreviations(doc, spans))
+        context = _Context(doc)
+        spans = self._in_spinal_context(doc, spans, context)
+        spans = [s for s in spans if not self._not_spinal(s, context)]
+        spans.extend(self._abbreviations(doc, spans, short_forms))
         for span in spans:
-            span._.concept = span.id_.removesuffix(_ANCHORED) or None
-            self._set_attributes(span)
+            self._set_attributes(span, context)
         group = list(doc.spans.get(self.key, []))
         doc.spans[self.key] = sorted([*group, *spans], key=lambda s: (s.start, -s.end))
         return doc
 
-    def _in_spinal_context(self, doc: Doc, spans: list[Span]) -> list[Span]:
+    def _in_spinal_context(self, doc: Doc, spans: list[Span], context: "_Context") -> list[Span]:
         """Drop the context-dependent mentions whose sentence says nothing spinal."""
         anchored = [s for s in spans if s.id_.endswith(_ANCHORED)]
         if not anchored:
@@ -133,89 +216,208 @@ class EntityRuler(SpanRuler):
         # A level or region word inside another mention ("neck" of "neck pain") is that
         # mention's: it puts "positive for arthritis and neck pain" in no spine.
         taken = Containing([s for s in spans if not s.id_.endswith(_ANCHORED)])
+        first = context.first
         spinal = {
-            sentence_of(a).start
+            first[a.start]
             for key in (self.key, REGION_WORDS_KEY)
             for a in doc.spans.get(key, [])
             if a.label_ in ("SPINAL_LEVEL", "REGION") and taken.first(a) is None
         }
         spine_word = self.attributes.spine_context
+        said: dict[int, bool] = {}  # sentence start -> it has a spine word
         keep = []
         for span in spans:
             if span.id_.endswith(_ANCHORED):
-                sent = sentence_of(span)
-                if sent.start not in spinal and not spine_word.search(sent.text):
-                    continue
+                start = first[span.start]
+                if start not in spinal:
+                    if start not in said:
+                        said[start] = bool(spine_word.search(context.sentence_text(span.start)))
+                    if not said[start]:
+                        continue
             keep.append(span)
         return keep
 
-    def _not_spinal(self, span: Span) -> bool:
+    def _not_spinal(self, span: Span, context: "_Context") -> bool:
         """Not a spine condition: a curve named as normal anatomy ("the natural lumbar
         lordosis", "lordosis is normal") or a condition of a limb joint ("degenerative
         disk disease of the right hip")."""
         if span.label_ != "CONDITION":
             return False
         rules = self.attributes
-        before = span.doc[max(0, span.start - 6) : span.start].text + " "
-        after = span.doc[span.end : span.end + 6].text
-        return bool(
-            rules.normal_anatomy.search(before)
-            or rules.normal_anatomy_after.search(after)
-            or rules.non_spinal_site_after.search(after)
-        )
+        start, end = span.start, span.end
+        before = context.text(max(0, start - 6), start) + " "
+        after = context.text(end, end + 6)
+        key = (before, after)
+        if key not in context.not_spinal:
+            context.not_spinal[key] = bool(
+                rules.normal_anatomy.search(before)
+                or rules.normal_anatomy_after.search(after)
+                or rules.non_spinal_site_after.search(after)
+            )
+        return context.not_spinal[key]
 
     @staticmethod
-    def _defining_short_forms(doc: Doc) -> set[tuple[int, int]]:
-        """The "(DDD)" right after its long form: part of that mention, not another one."""
+    def _short_forms(doc: Doc) -> list[tuple[Span, Span]]:
+        """Each short form scispaCy's detector found, with its long form (read once)."""
         if not Doc.has_extension("abbreviations"):
-            return set()
-        return {
-            (short.start, short.end)
-            for short in doc._.abbreviations
-            if 0 <= short.start - short._.long_form.end <= 2
-        }
+            return []
+        return [(short, short._.long_form) for short in doc._.abbreviations]
 
     @staticmethod
-    def _abbreviations(doc: Doc, spans: list[Span]) -> Iterable[Span]:
+    def _abbreviations(
+        doc: Doc, spans: list[Span], short_forms: list[tuple[Span, Span]]
+    ) -> Iterable[Span]:
         """Short forms whose long form is a mention become that mention too."""
-        if not Doc.has_extension("abbreviations"):
+        if not short_forms:
             return []
         by_offsets = {(s.start, s.end): s for s in spans}
         covered = {i for s in spans for i in range(s.start, s.end)}
         containing = Containing(spans)
         found: list[Span] = []
-        for short in doc._.abbreviations:
-            long_form = short._.long_form
+        for short, long_form in short_forms:
+            start, end = short.start, short.end
             source = by_offsets.get((long_form.start, long_form.end)) or containing.first(long_form)
-            defining = 0 <= short.start - long_form.end <= 2
             if (
                 source is None
-                or defining
-                or any(i in covered for i in range(short.start, short.end))
+                or _defines(start, long_form)
+                or any(i in covered for i in range(start, end))
             ):
                 continue
-            span = Span(doc, short.start, short.end, label=source.label_, span_id=source.id_)
-            span._.abbreviation_of = source
+            span = Span(doc, start, end, label=source.label_, span_id=source.id_)
+            mention(span).abbreviation_of = source
             found.append(span)
-            covered.update(range(short.start, short.end))
+            covered.update(range(start, end))
         return found
 
-    def _set_attributes(self, span: Span) -> None:
-        """Read modality, duration, response and side off the mention's sentence."""
+    def _set_attributes(self, span: Span, context: "_Context") -> None:
+        """Set the concept; read modality, duration, response and side off the sentence.
+
+        Every mention of a sentence reads the same modality, duration and
+        response (the sentence's), so each is found once per sentence; a
+        sentence may hold a hundred mentions.
+        """
         rules = self.attributes
-        sent = sentence_of(span)
-        text = sent.text
-        if span.label_ in ("IMAGING_FINDING", "CONDITION"):
-            span._.modality = next((name for name, rx in rules.modalities if rx.search(text)), None)
-        if span.label_ == "TREATMENT":
-            duration = rules.duration.search(text)
-            span._.duration = duration.group(0) if duration else None
-            span._.response = next((name for name, rx in rules.responses if rx.search(text)), None)
-        if span.label_ in ("CONDITION", "PAIN"):
-            window = span.doc[max(span.start - 3, sent.start) : min(span.end + 6, sent.end)].text
-            side = rules.side.search(window)
-            word = side.group(1).lower() if side else None
-            span._.side = rules.side_names.get(word, word) if word else None
+        label = span.label_
+        start, end = span.start, span.end
+        sent_start = context.first[start]
+        found = context.found(sent_start)
+        m = mention(span)  # one record for the four attributes, not a span._ per write
+        m.concept = span.id_.removesuffix(_ANCHORED) or None
+        if label in ("IMAGING_FINDING", "CONDITION"):
+            if "modality" not in found:
+                text = context.sentence_text(start)
+                found["modality"] = next(
+                    (name for name, rx in rules.modalities if rx.search(text)), None
+                )
+            m.modality = found["modality"]
+        if label == "TREATMENT":
+            if "duration" not in found:
+                text = context.sentence_text(start)
+                duration = rules.duration.search(text)
+                found["duration"] = duration.group(0) if duration else None
+                found["response"] = next(
+                    (name for name, rx in rules.responses if rx.search(text)), None
+                )
+            m.duration = found["duration"]
+            m.response = found["response"]
+        if label in ("CONDITION", "PAIN"):
+            sent_end = context.end[start]
+            window = context.text(max(start - 3, sent_start), min(end + 6, sent_end))
+            if window not in context.side:
+                side = rules.side.search(window)
+                word = side.group(1).lower() if side else None
+                context.side[window] = rules.side_names.get(word, word) if word else None
+            m.side = context.side[window]
+
+
+def _defines(short_start: int, long_form: Span) -> bool:
+    """A short form in brackets right after its long form: "disc disease (DDD)"."""
+    return 0 <= short_start - long_form.end <= 2
+
+
+class _FirstTokens:
+    """The words that can start a token pattern, to skip spaCy's ``Matcher`` on a
+    note that has none of them.
+
+    The ``Matcher`` builds two Python ``Token`` objects for every token of the
+    note, whatever its patterns, which costs more than the phrase patterns
+    together; ours are a few acronyms ("DDD", "ESI") and "pain at ...". A
+    pattern whose first token is not an exact ``ORTH``/``TEXT``/``LOWER`` value
+    (or an ``IN`` list of them) can start anywhere: the matcher then always runs.
+    """
+
+    def __init__(self, patterns: Iterable[dict[str, Any]], strings: StringStore) -> None:
+        self.anywhere = False
+        self.orth: set[int] = set()
+        self.lower: set[int] = set()
+        self.add(patterns, strings)
+
+    def add(self, patterns: Iterable[dict[str, Any]], strings: StringStore) -> None:
+        """Note the first tokens of more patterns (phrase patterns have none)."""
+        for entry in patterns:
+            pattern = entry["pattern"]
+            if isinstance(pattern, str):
+                continue
+            attr, values = _exact_values(pattern[0] if pattern else {})
+            if attr is None:
+                self.anywhere = True
+            else:  # (the hashes the Matcher compares tokens with)
+                (self.orth if attr == "ORTH" else self.lower).update(strings.add(v) for v in values)
+
+    def occur_in(self, doc: Doc) -> bool:
+        """Could a token pattern match in this Doc?"""
+        if self.anywhere:
+            return True
+        if not self.orth and not self.lower:
+            return False
+        words = doc.to_array([ORTH, LOWER])
+        return bool(
+            numpy.isin(words[:, 0], numpy.array(list(self.orth), dtype="uint64")).any()
+            or numpy.isin(words[:, 1], numpy.array(list(self.lower), dtype="uint64")).any()
+        )
+
+
+def _exact_values(spec: dict[str, Any]) -> tuple[str | None, list[str]]:
+    """("ORTH" or "LOWER", the values) when a token spec is one attribute equal to a
+    string or in a list of strings; (None, []) for anything else (an operator too)."""
+    if len(spec) != 1:
+        return None, []
+    ((key, value),) = spec.items()
+    attr = {"ORTH": "ORTH", "TEXT": "ORTH", "LOWER": "LOWER"}.get(str(key).upper())
+    if isinstance(value, str):
+        values = [value]
+    elif isinstance(value, dict) and list(value) == ["IN"] and isinstance(value["IN"], list):
+        values = value["IN"]
+    else:
+        return None, []
+    if attr is None or not all(isinstance(v, str) for v in values):
+        return None, []
+    return attr, values
+
+
+#: The labels of the entity rules, in the order their mentions are kept.
+_LABELS = ("CONDITION", "PAIN", "IMAGING_FINDING", "TREATMENT")
+
+
+class _Context(DocView):
+    """What one call of the ruler reads around its mentions: sentence bounds, the
+    text of token runs, and what was already found in each sentence.
+
+    A note with no sentence end has sentences of up to 200 tokens, each holding
+    dozens of mentions that would each rebuild the sentence's text.
+    """
+
+    def __init__(self, doc: Doc) -> None:
+        super().__init__(doc)
+        self._found: dict[int, dict[str, str | None]] = {}
+        #: The side read off a window of text, and whether the words around a
+        #: condition make it not spinal: a templated note repeats its phrases.
+        self.side: dict[str, str | None] = {}
+        self.not_spinal: dict[tuple[str, str], bool] = {}
+
+    def found(self, sent_start: int) -> dict[str, str | None]:
+        """The attributes already read off the sentence starting at this token."""
+        return self._found.setdefault(sent_start, {})
 
 
 class AttributeRules:

@@ -122,25 +122,38 @@ def sentence_of(item: Span) -> Span:
 
 
 def sentence_bounds(item: Span) -> tuple[int, int]:
-    """The token bounds of :func:`sentence_of` without building the Span.
+    """The token bounds of :func:`sentence_of` without building the Span."""
+    table = _sentence_table(item.doc)
+    if table is None:
+        return 0, len(item.doc)
+    return table[0][item.start], table[1][item.start]  # its first token's, as Span.sent
 
-    ``Span.sent`` walks the tokens to the sentence's ends on every call, so the
-    sentence bounds of every token are computed once per Doc (after the
-    splitter: they never change afterwards) and looked up.
+
+def sentence_table(doc: Doc) -> tuple[list[int], list[int]]:
+    """The first token and the end of the sentence of every token of a Doc.
+
+    For components that ask about thousands of mentions and their context:
+    ``Span.sent`` walks the tokens to the sentence's ends on every call.
     """
-    doc = item.doc
-    bounds = doc.user_data.get(_SENTENCES_KEY)
-    if bounds is None or len(bounds[0]) != len(doc):
-        if not doc.has_annotation("SENT_START"):
-            return 0, len(doc)
-        starts = doc.to_array(SENT_START) == 1
-        starts[0] = True
-        first = numpy.maximum.accumulate(numpy.where(starts, numpy.arange(len(doc)), 0))
-        ends = numpy.append(numpy.flatnonzero(starts)[1:], len(doc))
-        last = ends[numpy.cumsum(starts) - 1]
-        bounds = doc.user_data[_SENTENCES_KEY] = (first.tolist(), last.tolist())
-    first, ends = bounds
-    return first[item.start], ends[item.start]  # its first token's, as Span.sent
+    table = _sentence_table(doc)
+    return table if table is not None else ([0] * len(doc), [len(doc)] * len(doc))
+
+
+def _sentence_table(doc: Doc) -> tuple[list[int], list[int]] | None:
+    """:func:`sentence_table`, computed once per Doc after the splitter (sentences never
+    change afterwards); None before it or without one."""
+    table = doc.user_data.get(_SENTENCES_KEY)
+    if table is not None and len(table[0]) == len(doc):
+        return table
+    if not len(doc) or not doc.has_annotation("SENT_START"):
+        return None
+    starts = doc.to_array(SENT_START) == 1
+    starts[0] = True
+    first = numpy.maximum.accumulate(numpy.where(starts, numpy.arange(len(doc)), 0))
+    ends = numpy.append(numpy.flatnonzero(starts)[1:], len(doc))
+    last = ends[numpy.cumsum(starts) - 1]
+    table = doc.user_data[_SENTENCES_KEY] = (first.tolist(), last.tolist())
+    return table
 
 
 def sentence_text(item: Span) -> str:

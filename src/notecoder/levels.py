@@ -56,14 +56,19 @@ Version 3 of the rules (section 1, "(v3)") adds three readings, each decided her
 """
 
 import re
+import sys
+from bisect import bisect_left
+from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
-from notecoder.extensions import REGION_WORDS_KEY, SPANS_KEY, doc_text
+from notecoder.extensions import REGION_WORDS_KEY, SPANS_KEY, Mention, doc_text, mention
 from notecoder.rulefile import RULES_DIR, RuleFileComponent, read_rule_file
+from notecoder.spans import DocView, TokenText, plain_sentences
 
 _DATA_FILE = "levels.json"
 
@@ -300,6 +305,7 @@ class LevelPatterns:
             if words
         }
         self._sequences(data)
+        self._exclusions_known: dict[tuple[str, ...], tuple[bool, list[re.Pattern[str]]]] = {}
         # Two vertebrae run together ("L45", "T1112", "L5S1"): capitals only, and
         # read by _run_together, which keeps adjacent pairs alone. The letter comes
         # first (the look-behind after it) so that re scans for it quickly.
@@ -309,9 +315,22 @@ class LevelPatterns:
             r"(?![A-Za-z0-9]|\.\d)"
         )
         self.run_together_window = int(data["run_together_window"])
-        self.run_together_exclusion = _words_at_start(data["run_together_exclusions"])
-        self.spine_context = _words_at_start([*data["spine_context_words"], *data["region_words"]])
+        self.run_together_exclusion = _WordsAtStart(data["run_together_exclusions"])
+        self.spine_context = _WordsAtStart([*data["spine_context_words"], *data["region_words"]])
         self.model_before = re.compile(data["model_name_before"])
+
+    def exclusions_of(self, vertebrae: tuple[str, ...]) -> tuple[bool, list[re.Pattern[str]]]:
+        """Could these vertebrae be an MRI sequence, and the exclusion words of each
+        (none unless every one has some). The same for every mention of them:
+        worked out once per pair or vertebra, not per mention."""
+        known = self._exclusions_known.get(vertebrae)
+        if known is None:
+            words = [self.exclusions.get(v) for v in vertebrae]
+            known = self._exclusions_known[vertebrae] = (
+                all(v in self.sequence_vertebrae for v in vertebrae),
+                [w for w in words if w] if all(words) else [],
+            )
+        return known
 
     def _sequences(self, data: dict[str, Any]) -> None:
         """MRI sequences: "T2 signal", "T1 and T2-weighted", "hyperintense on T2"."""
@@ -466,19 +485,25 @@ class LevelDetector(RuleFileComponent):
             raise ValueError("notecoder_levels has no patterns: call nlp.initialize()")
         text = doc_text(doc)
         found = self.find(text)
+        tokens = TokenText(doc)
+        label = doc.vocab.strings.add("SPINAL_LEVEL")
         levels: list[Span] = []
         taken: set[tuple[int, int]] = set()
-        for start, end, level in found:
-            span = doc.char_span(start, end, label="SPINAL_LEVEL", alignment_mode="expand")
-            if span is None or (span.start, span.end) in taken:
+        bounds_of = tokens.tokens_of([(start, end) for start, end, _ in found])
+        for (_, _, level), bounds in zip(found, bounds_of, strict=True):
+            if bounds is None or bounds in taken:  # (doc.char_span's, "expand")
                 continue
-            taken.add((span.start, span.end))
-            span._.levels = list(level.levels)
-            span._.region = level.region
-            span._.regions = list(level.regions)
+            taken.add(bounds)
+            span = Span(doc, *bounds, label=label)
+            record = mention(span)
+            record.levels = list(level.levels)
+            record.region = level.region
+            record.regions = list(level.regions)
             levels.append(span)
-        self._junctional_vertebrae(doc, levels)
-        words = self._region_words(doc, text, levels)
+        lowered = text.lower()
+        if "junction" in lowered:  # (else no level's text has it: skip the look at each)
+            self._junctional_vertebrae(doc, text, levels)
+        words = self._region_words(doc, tokens, lowered, levels)
         group = list(doc.spans.get(self.spans_key, []))
         doc.spans[self.spans_key] = [*group, *levels]
         doc.spans[REGION_WORDS_KEY] = words
@@ -504,14 +529,23 @@ class LevelDetector(RuleFileComponent):
                 out.append((match.start(), match.end(), _level((vertebra,))))
         reached = 0  # end of the last level, which "L5 on S1" may extend past its match
         products: list[tuple[int, int, Level]] = []  # "Crossfire T6": kept in spinal context
+        # What a match reads as depends on its groups alone: a note listing thousands
+        # of levels writes the same few dozen, each read once here.
+        read: dict[tuple[str | None, ...], Level | None] = {}
+        roots_of: dict[tuple[str | None, ...], tuple[str, str] | None] = {}
         for match in p.level.finditer(text):
-            level = _from_match(match)
+            groups = match.groups()
+            if groups not in read:
+                read[groups] = _from_match(match)
+            level = read[groups]
             start, end = match.start(), match.end()
             if level is None or start < reached:
                 continue
             if self._excluded(text, start, end, level.levels):
                 continue
-            roots = _slash_roots(match)
+            if groups not in roots_of:
+                roots_of[groups] = _slash_roots(match)
+            roots = roots_of[groups]
             if roots and p.root_after.match(text[end : end + 40]):
                 level = root_pair(*roots) or level
             elif len(level.levels) == 1:
@@ -535,11 +569,15 @@ class LevelDetector(RuleFileComponent):
         """ "L45", "L5S1": levels only beside another level or a spine word (v3)."""
         p = self.patterns
         assert p is not None
-        candidates = [
-            (m.start(), m.end(), level)
-            for m in p.run_together.finditer(text)
-            if (level := _run_together(m)) is not None
-        ]
+        read: dict[tuple[str | None, ...], Level | None] = {}  # (as in find)
+        candidates = []
+        for match in p.run_together.finditer(text):
+            groups = match.groups()
+            if groups not in read:
+                read[groups] = _run_together(match)
+            level = read[groups]
+            if level is not None:
+                candidates.append((match.start(), match.end(), level))
         return self._in_context(text, found, candidates, exclude=p.run_together_exclusion)
 
     def _in_context(
@@ -547,21 +585,31 @@ class LevelDetector(RuleFileComponent):
         text: str,
         found: list[tuple[int, int, Level]],
         candidates: list[tuple[int, int, Level]],
-        exclude: re.Pattern[str] | None = None,
+        exclude: "_WordsAtStart | None" = None,
     ) -> list[tuple[int, int, Level]]:
         """The candidates whose sentence has another level (found, or another
-        candidate) or a spine word, and none of ``exclude`` ("ICD code C56")."""
+        candidate) or a spine word, and none of ``exclude`` ("ICD code C56").
+
+        Each candidate looks at up to ``run_together_window`` characters either
+        side; when the candidates' windows cover more than the text, the words
+        are found in one pass over it instead of once per window.
+        """
         p = self.patterns
         assert p is not None
+        if not candidates:
+            return []
+        levels = _Stretches([(a, b) for a, b, _ in found])
+        others = _Stretches([(a, b) for a, b, _ in candidates])
+        once = len(candidates) * 2 * p.run_together_window > len(text)
+        excluded = exclude.in_text(text, once) if exclude is not None else None
+        spinal = p.spine_context.in_text(text, once)
         kept = []
         for start, end, level in candidates:
             lo, hi = _sentence(text, start, end, p.run_together_window)
-            if exclude is not None and exclude.search(text, lo, hi):
+            if excluded is not None and excluded(lo, hi):
                 continue
-            beside = any(lo <= a and b <= hi for a, b, _ in found) or any(
-                lo <= a and b <= hi and a != start for a, b, _ in candidates
-            )
-            if beside or p.spine_context.search(text, lo, hi):
+            beside = levels.any_within(lo, hi) or others.any_within(lo, hi, not_starting=start)
+            if beside or spinal(lo, hi):
                 kept.append((start, end, level))
         return kept
 
@@ -608,15 +656,13 @@ class LevelDetector(RuleFileComponent):
         """
         p = self.patterns
         assert p is not None
-        if all(v in p.sequence_vertebrae for v in vertebrae) and self._sequence(
-            text, start, end, fallback=len(vertebrae) == 1
-        ):
+        sequence, words = p.exclusions_of(vertebrae)
+        if sequence and self._sequence(text, start, end, fallback=len(vertebrae) == 1):
             return True
-        words = [p.exclusions.get(v) for v in vertebrae]
-        if not all(words):
+        if not words:
             return False
         lo, hi = max(0, start - p.window), end + p.window
-        return any(w.search(text, lo, start) or w.search(text, end, hi) for w in words if w)
+        return any(w.search(text, lo, start) or w.search(text, end, hi) for w in words)
 
     def _sequence(self, text: str, start: int, end: int, fallback: bool = True) -> bool:
         """Is this "T1"/"T2" (or "T1/T2") an MRI sequence rather than a vertebra?"""
@@ -637,30 +683,50 @@ class LevelDetector(RuleFileComponent):
         )
 
     @staticmethod
-    def _junctional_vertebrae(doc: Doc, levels: list[Span]) -> None:
-        """ "At the thoracolumbar junction, L1": a lone vertebra of a named junction."""
-        junctions = [s for s in levels if "junction" in s.text.lower()]
+    def _junctional_vertebrae(doc: Doc, text: str, levels: list[Span]) -> None:
+        """ "At the thoracolumbar junction, L1": a lone vertebra of a named junction.
+
+        Each vertebra is compared with the junctions of its own sentence only
+        (in the same order as with all of them: the others never match).
+        """
+        junctions = [s for s in levels if "junction" in text[s.start_char : s.end_char].lower()]
         if not junctions:
             return
-        has_sents = doc.has_annotation("SENT_START")
+        if not doc.has_annotation("SENT_START"):
+            sentence_start = None
+        elif plain_sentences(doc):
+            first = DocView(doc).first
+            sentence_start = lambda span: first[span.start]  # noqa: E731
+        else:
+            sentence_start = lambda span: span.sent.start  # noqa: E731
+        by_sentence: dict[int | None, list[Mention]] = defaultdict(list)
+        for junction in junctions:
+            key = sentence_start(junction) if sentence_start else None
+            by_sentence[key].append(mention(junction))
         for span in levels:
-            if len(span._.levels) != 1:
+            record = mention(span)
+            if len(record.levels) != 1:
                 continue
-            for junction in junctions:
-                same = not has_sents or span.sent.start == junction.sent.start
-                if same and span._.levels[0] in junction._.levels:
-                    span._.region = junction._.region
-                    span._.regions = [junction._.region]
+            key = sentence_start(span) if sentence_start else None
+            for junction in by_sentence.get(key, []):
+                if record.levels[0] in junction.levels:
+                    record.region = junction.region
+                    record.regions = [junction.region]
 
-    def _region_words(self, doc: Doc, text: str, levels: list[Span]) -> list[Span]:
+    def _region_words(
+        self, doc: Doc, tokens: TokenText, lowered: str, levels: list[Span]
+    ) -> list[Span]:
         p = self.patterns
         assert p is not None
-        lowered = text.lower()
-        inside = [(s.start_char, s.end_char) for s in levels]
-        words: list[Span] = []
+        text = tokens.text
+        label = doc.vocab.strings.add("REGION")
+        inside: _Stretches | None = None  # (the levels' stretches, once a word is found)
+        kept: list[tuple[int, int, str]] = []
         for match in p.region_word.finditer(text):
             start, end = match.span()
-            if any(a <= start and end <= b for a, b in inside):
+            if inside is None:
+                inside = _Stretches([(s.start_char, s.end_char) for s in levels])
+            if inside.any_containing(start, end):
                 continue
             word = match.group("w").lower()
             key = word.split()[0] if word.split()[0] in p.data["region_word_exclusions"] else word
@@ -676,10 +742,96 @@ class LevelDetector(RuleFileComponent):
                 for x in p.data["region_word_preceding_exclusions"].get(key, [])
             ):
                 continue
-            span = doc.char_span(start, end, label="REGION", alignment_mode="expand")
-            if span is None:
+            kept.append((start, end, word))
+        words: list[Span] = []
+        bounds_of = tokens.tokens_of([(start, end) for start, end, _ in kept])
+        for (_, _, word), bounds in zip(kept, bounds_of, strict=True):
+            if bounds is None:  # (doc.char_span's, "expand")
                 continue
-            span._.region = p.data["region_words"][word]
-            span._.regions = [span._.region]
+            span = Span(doc, *bounds, label=label)
+            record = mention(span)
+            record.region = p.data["region_words"][word]
+            record.regions = [record.region]
             words.append(span)
         return words
+
+
+class _WordsAtStart:
+    """A ``_words_at_start`` pattern that can also be asked of many windows of one text.
+
+    ``pattern.search(text, lo, hi)`` tries every word at every position of the
+    window; the run-together levels of a long list each ask it of the 240
+    characters around them, so a note of "L45 L45 ..." spent milliseconds per
+    KB there. ``in_text`` can instead find, in one pass, each position where a
+    word starts (the shortest word there): a window holds a match when such a
+    position in it has its word end by ``hi``, as ``search`` finds it (its
+    look-behind sees the character before ``lo``; nothing after ``hi``).
+    """
+
+    def __init__(self, words: list[str]) -> None:
+        self.pattern = _words_at_start(words)
+        shortest_first = "|".join(re.escape(w) for w in sorted(words, key=len))
+        self._starts = re.compile(rf"(?<![a-z])(?=({shortest_first}))", re.I) if words else None
+
+    def search(self, text: str, pos: int = 0, endpos: int = sys.maxsize) -> re.Match[str] | None:
+        """The pattern's ``search``."""
+        return self.pattern.search(text, pos, endpos)
+
+    def in_text(self, text: str, once: bool) -> Callable[[int, int], bool]:
+        """``lambda lo, hi: bool(self.search(text, lo, hi))``, from one pass if ``once``."""
+        finder = self._starts
+        if not once or finder is None:
+            return lambda lo, hi: self.pattern.search(text, lo, hi) is not None
+        starts: list[int] = []
+        ends: list[int] = []
+        passed = False  # (the pass is made at the first question)
+
+        def within(lo: int, hi: int) -> bool:
+            nonlocal passed
+            if not passed:
+                for found in finder.finditer(text):
+                    starts.append(found.start())
+                    ends.append(found.end(1))
+                passed = True
+            for k in range(bisect_left(starts, lo), len(starts)):
+                if starts[k] >= hi:
+                    break
+                if ends[k] <= hi:
+                    return True
+            return False
+
+        return within
+
+
+class _Stretches:
+    """Character stretches (start, end) of a note, sorted, for questions about a
+    part of it: asked for each of thousands of levels, a scan of them all would
+    cost time quadratic in the note's length. Stretches are short (a level, a
+    region word), so only those starting a little before or inside the part matter.
+    """
+
+    def __init__(self, stretches: list[tuple[int, int]]) -> None:
+        self.stretches = sorted(stretches)
+        self.longest = max((b - a for a, b in stretches), default=0)
+
+    def any_within(self, lo: int, hi: int, not_starting: int | None = None) -> bool:
+        """Does one lie within [lo, hi] (and not start at ``not_starting``)?"""
+        stretches = self.stretches
+        for k in range(bisect_left(stretches, (lo,)), len(stretches)):
+            a, b = stretches[k]
+            if a > hi:
+                break
+            if b <= hi and a != not_starting:
+                return True
+        return False
+
+    def any_containing(self, start: int, end: int) -> bool:
+        """Does one contain [start, end)?"""
+        stretches = self.stretches
+        for k in range(bisect_left(stretches, (start - self.longest,)), len(stretches)):
+            a, b = stretches[k]
+            if a > start:
+                break
+            if end <= b:
+                return True
+        return False

@@ -13,13 +13,16 @@ A level written right before a mention ("C5-6 disc protrusion", "L5
 radiculopathy", "L4-5 left paracentral herniation") is that mention's.
 """
 
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
+from functools import cached_property
 
+from spacy.attrs import LOWER
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
-from notecoder.extensions import REGION_WORDS_KEY, SPANS_KEY, sentence_of
-from notecoder.spans import Containing
+from notecoder.extensions import REGION_WORDS_KEY, SPANS_KEY, doc_text, mention
+from notecoder.spans import Containing, DocView
 
 LINKED_LABELS = ("CONDITION", "PAIN", "IMAGING_FINDING", "TREATMENT")
 
@@ -38,53 +41,115 @@ class Linker:
 
     def __call__(self, doc: Doc) -> Doc:
         spans = list(doc.spans.get(self.spans_key, []))
+        labels = [s.label_ for s in spans]
+        mentions = [
+            (s, label) for s, label in zip(spans, labels, strict=True) if label in LINKED_LABELS
+        ]
+        if not mentions:
+            return doc
         words = list(doc.spans.get(REGION_WORDS_KEY, []))
-        anchors = [s for s in spans if s.label_ == "SPINAL_LEVEL"] + words
-        mentions = [s for s in spans if s.label_ in LINKED_LABELS]
+        anchors = [s for s, label in zip(spans, labels, strict=True) if label == "SPINAL_LEVEL"]
+        first = DocView(doc).first
         by_sentence: dict[int, list[Span]] = defaultdict(list)
-        for anchor in anchors:
-            by_sentence[sentence_of(anchor).start].append(anchor)
+        for anchor in [*anchors, *words]:
+            by_sentence[first[anchor.start]].append(anchor)
+        words_between = _Words(doc)
         for label in LINKED_LABELS:
-            same_label = sorted((m for m in mentions if m.label_ == label), key=lambda m: m.start)
+            same_label = sorted((m for m, lb in mentions if lb == label), key=lambda m: m.start)
             groups: dict[int, list[Span]] = defaultdict(list)
-            for mention in same_label:
-                groups[sentence_of(mention).start].append(mention)
-            others = Containing([m for m in mentions if m.label_ != label])
+            for m in same_label:
+                groups[first[m.start]].append(m)
+            others = Containing([m for m, lb in mentions if lb != label])
             for sent_start, group in groups.items():
-                self._link(group, by_sentence.get(sent_start, []), others)
+                self._link(group, by_sentence.get(sent_start, []), others, words_between)
         return doc
 
     @staticmethod
-    def _link(group: list[Span], anchors: list[Span], others: Containing) -> None:
+    def _link(group: list[Span], anchors: list[Span], others: Containing, words: "_Words") -> None:
+        """Link a sentence's levels to its mentions of one label (sorted by start).
+
+        The mentions a level can belong to are found by bisecting their starts,
+        not by trying every mention of the sentence: a sentence of a crafted
+        note holds a hundred mentions and a hundred levels.
+        """
+        containing = Containing(group)
+        starts = [m.start for m in group]  # (ascending)
+        ends = [m.end for m in group]
         linked: dict[int, list[Span]] = {i: [] for i in range(len(group))}
         led: set[int] = set()  # mentions a level leads into ("L3 compression fracture")
         for anchor in sorted(anchors, key=lambda a: a.start):
-            inside = [
-                i for i, m in enumerate(group) if m.start <= anchor.start and anchor.end <= m.end
-            ]
-            if inside:
-                linked[inside[0]].append(anchor)
+            start, end = anchor.start, anchor.end
+            inside = containing.first_index(start, end)
+            if inside is not None:
+                linked[inside].append(anchor)
                 continue
             # A level or region word inside a mention of another label ("low back"
             # of "low back pain") is that mention's, not this one's.
             if others.first(anchor) is not None:
                 continue
-            right_after = [i for i, m in enumerate(group) if _leads_into(anchor, m)]
-            before = [i for i, m in enumerate(group) if m.end <= anchor.start]
-            target = right_after[0] if right_after else before[-1] if before else 0
-            if right_after:
+            right_after = _led_into(starts, end, words)
+            before = _last_ending_by(starts, ends, start)
+            target = right_after if right_after is not None else before if before is not None else 0
+            if right_after is not None:
                 led.add(target)
-            elif target in led and not _follows(group[target], anchor, linked[target]):
+            elif target in led and not _follows(ends[target], anchor, linked[target], words):
                 # A mention with its own level does not take a level further on
                 # ("L3 compression fracture adjacent to a fusion from T11 through L2").
                 continue
             linked[target].append(anchor)
-        for i, mention in enumerate(group):
+        for i, span in enumerate(group):
             anchors_of = linked[i]
             source = [a for a in anchors_of if is_precise(a)] or anchors_of
-            mention._.linked_levels = anchors_of
-            regions = (r for a in source for r in (a._.regions or [a._.region]) if r)
-            mention._.regions = list(dict.fromkeys(regions))
+            record = mention(span)
+            record.linked_levels = anchors_of
+            regions = (r for a in source for r in _regions_of(a) if r)
+            record.regions = list(dict.fromkeys(regions))
+
+
+def _regions_of(anchor: Span) -> list[str]:
+    record = mention(anchor)
+    return record.regions or [record.region]
+
+
+def _led_into(starts: list[int], token: int, words: "_Words") -> int | None:
+    """The first mention a level ending at ``token`` is written right before: "C5-6
+    disc protrusion", "L5 radiculopathy" (at most two words of ``_BETWEEN`` apart)."""
+    for i in range(bisect_left(starts, token), bisect_right(starts, token + 2)):
+        if words.all_in(token, starts[i], _BETWEEN):
+            return i
+    return None
+
+
+def _last_ending_by(starts: list[int], ends: list[int], token: int) -> int | None:
+    """The last mention (in the group's order) that ends by ``token``.
+
+    Mentions are in order of their starts, and short: walking back from those
+    starting by ``token``, one soon ends by it.
+    """
+    for i in range(bisect_right(starts, token) - 1, -1, -1):
+        if ends[i] <= token:
+            return i
+    return None
+
+
+class _Words:
+    """The lower-case words of a Doc's tokens (``token.lower_``), without a ``Token`` each
+    (read on first use)."""
+
+    def __init__(self, doc: Doc) -> None:
+        self.doc = doc
+        self.strings = doc.vocab.strings
+
+    @cached_property
+    def lower(self) -> list[int]:
+        return self.doc.to_array(LOWER).tolist()
+
+    def __getitem__(self, i: int) -> str:
+        return self.strings[self.lower[i]]
+
+    def all_in(self, start: int, end: int, words: set[str]) -> bool:
+        """Are all tokens [start, end) in ``words``?"""
+        return all(self[t] in words for t in range(start, end))
 
 
 #: Words that may stand between a level and the mention it leads into ("L5 right radiculopathy").
@@ -112,21 +177,13 @@ _BETWEEN = {
 _AFTER = {"at", "of", "the", "and", ",", "-", "to", "through", "from", "level", "levels"}
 
 
-def _follows(mention: Span, anchor: Span, linked: list[Span]) -> bool:
+def _follows(mention_end: int, anchor: Span, linked: list[Span], words: _Words) -> bool:
     """A level written right after a mention, or after its other levels ("at L4-5 and L5-S1")."""
-    between = mention.doc[mention.end : anchor.start]
-    return len(between) <= 6 and all(
-        t.lower_ in _AFTER or any(a.start <= t.i < a.end for a in linked) for t in between
-    )
-
-
-def _leads_into(anchor: Span, mention: Span) -> bool:
-    """A level written right before a mention: "C5-6 disc protrusion", "L5 radiculopathy"."""
-    between = anchor.doc[anchor.end : mention.start]
-    return (
-        mention.start >= anchor.end
-        and len(between) <= 2
-        and all(t.lower_ in _BETWEEN for t in between)
+    if anchor.start - mention_end > 6:
+        return False
+    return all(
+        words[t] in _AFTER or any(a.start <= t < a.end for a in linked)
+        for t in range(mention_end, anchor.start)
     )
 
 
@@ -135,5 +192,8 @@ def is_precise(anchor: Span) -> bool:
 
     Region names ("thoracolumbar junction", "lumbar") yield to precise levels
     when both are linked: coding-rules.md lets the levels decide the code.
+    (The text is sliced from the note's: ``anchor.text`` builds a Token per token.)
     """
-    return anchor.label_ == "SPINAL_LEVEL" and "junction" not in anchor.text.lower()
+    if anchor.label_ != "SPINAL_LEVEL":
+        return False
+    return "junction" not in doc_text(anchor.doc)[anchor.start_char : anchor.end_char].lower()

@@ -11,14 +11,6 @@ from notecoder.context import CATEGORY_ATTRIBUTE
 from notecoder.extensions import SPANS_KEY, doc_text, mention, sentence_bounds
 from notecoder.sections import section_of
 
-_ATTRS = (
-    ("negated", "is_negated"),
-    ("historical", "is_historical"),
-    ("hypothetical", "is_hypothetical"),
-    ("uncertain", "is_uncertain"),
-    ("family", "is_family"),
-)
-
 
 def empty_result(note_id: str | None, error: str | None = None) -> dict[str, Any]:
     """The result of a note with nothing found, or that could not be processed."""
@@ -115,16 +107,20 @@ def modifiers(span: Span) -> list[dict[str, Any]]:
 def entity(span: Span) -> dict[str, Any]:
     """One mention as a formats.md entity."""
     attrs = mention(span)
+    start, end, label = span.start_char, span.end_char, span.label_
     out: dict[str, Any] = {
-        "start": span.start_char,
-        "end": span.end_char,
-        "text": doc_text(span.doc)[span.start_char : span.end_char],
-        "label": span.label_,
+        "start": start,
+        "end": end,
+        "text": doc_text(span.doc)[start:end],
+        "label": label,
+        "negated": bool(attrs.is_negated),
+        "historical": bool(attrs.is_historical),
+        "hypothetical": bool(attrs.is_hypothetical),
+        "uncertain": bool(attrs.is_uncertain),
+        "family": bool(attrs.is_family),
+        "section": section_of(span),
     }
-    for name, attr in _ATTRS:
-        out[name] = bool(getattr(attrs, attr))
-    out["section"] = section_of(span)
-    if span.label_ == "SPINAL_LEVEL":
+    if label == "SPINAL_LEVEL":
         out["levels"] = list(attrs.levels or [])
         out["region"] = attrs.region
     else:
@@ -134,8 +130,12 @@ def entity(span: Span) -> dict[str, Any]:
         out["region"] = regions[0] if regions else None
         out["regions"] = regions
         out["concept"] = attrs.concept
-    for extra in ("modality", "side", "duration", "response"):
-        value = getattr(attrs, extra)
+    for extra, value in (
+        ("modality", attrs.modality),
+        ("side", attrs.side),
+        ("duration", attrs.duration),
+        ("response", attrs.response),
+    ):
         if value:
             out[extra] = value
     out["modifiers"] = modifiers(span)

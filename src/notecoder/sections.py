@@ -80,12 +80,12 @@ def section_of(item: Span | Token) -> str | None:
     the section starts are listed when the sectionizer sets ``doc._.sections``
     (or on first use, for sections set some other way) and bisected.
     """
-    token = item[0] if isinstance(item, Span) else item
-    cached = token.doc.user_data.get(_STARTS_KEY)
+    doc = item.doc
+    cached = doc.user_data.get(_STARTS_KEY)
     if cached is None:
-        cached = _list_starts(token.doc, token.doc._.sections or [])
+        cached = _list_starts(doc, doc._.sections or [])
     sections, starts = cached
-    k = bisect_right(starts, token.i) - 1
+    k = bisect_right(starts, item.start if isinstance(item, Span) else item.i) - 1
     return sections[k].category if k >= 0 else None
 
 

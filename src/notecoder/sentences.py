@@ -79,6 +79,7 @@ class SentenceSplitter(RuleFileComponent):
         pending = True  # the next real token starts a sentence
         line_start = True  # the next real token is the first of its line
         last_real = -1  # index of the previous non-space token
+        last_start = -1  # index of the last sentence start so far
         by_period = False  # the pending start comes from a "."
         for i in range(n):
             text = texts[i]
@@ -94,15 +95,19 @@ class SentenceSplitter(RuleFileComponent):
                 pending = False  # "p.o. daily", "approx. 3 weeks": an abbreviation's period
             if pending and text not in {",", ";"}:
                 starts[i] = True
+                last_start = i
                 pending = False
             elif line_start and self._is_list_marker(texts, i):
                 starts[i] = True
+                last_start = i
             line_start = False  # a line break is a token of its own
             by_period = False
             if text in _TERMINAL and not self._is_list_number(texts, i, starts):
                 pending = True
                 by_period = text == "."
-            elif text == ":" and self._is_heading(texts, i, starts):
+            # A heading is a few words from its sentence's start (_is_heading looks
+            # 7 tokens back at most): a run of colons need not be looked at.
+            elif text == ":" and last_start >= i - 7 and self._is_heading(texts, i, starts):
                 pending = True
             last_real = i
         starts[0] = True
