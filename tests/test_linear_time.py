@@ -122,3 +122,24 @@ def test_the_garbage_collector_is_back_on_after_each_note(nlp):
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("texts", [NOTES, CRAFTED], ids=["MTSamples", "crafted"])
+def test_entity_matches_are_spacys_in_spacys_order(nlp, texts):
+    from spacy.pipeline import SpanRuler
+
+    ruler = nlp.get_pipe("notecoder_entities")
+    for text in texts:
+        doc = run_until(nlp, text, "abbreviations")
+        theirs = [(s.start, s.end, s.label_, s.id_) for s in SpanRuler.match(ruler, doc)]
+        assert ruler._matches(doc) == theirs
+
+
+def test_every_mention_attribute_reads_its_default_before_it_is_set(nlp):
+    from notecoder.extensions import Mention
+
+    span = nlp.make_doc("Low back pain.")[0:3]
+    for name in Mention.__slots__:
+        assert getattr(span._, name) is (False if name.startswith("is_") else None), name
+    span._.concept = "low_back_pain"
+    assert span.doc[0:3]._.concept == "low_back_pain"  # another Span over the same words

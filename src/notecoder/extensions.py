@@ -55,8 +55,11 @@ class Mention:
     )
 
     def __init__(self) -> None:
-        for name in self.__slots__:
-            setattr(self, name, _DEFAULTS[name])
+        # (One assignment per group, not a loop of setattr: made for every mention.)
+        self.levels = self.region = self.linked_levels = self.regions = self.concept = None
+        self.side = self.modality = self.duration = self.response = self.abbreviation_of = None
+        self.is_negated = self.is_uncertain = self.is_historical = False
+        self.is_hypothetical = self.is_family = False
 
     def excluded(self) -> bool:
         """Negated, a relative's, hypothetical or historical: not the patient's current
@@ -64,10 +67,6 @@ class Mention:
         return self.is_negated or self.is_family or self.is_hypothetical or self.is_historical
 
 
-#: Defaults of the attributes above: None, and False for ConText's.
-_DEFAULTS: dict[str, object] = {
-    name: False if name.startswith("is_") else None for name in Mention.__slots__
-}
 _MENTION_KEY = "notecoder.mention"
 
 
