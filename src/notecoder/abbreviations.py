@@ -29,8 +29,6 @@ from notecoder.spans import TokenText
 
 #: scispaCy ignores a parenthesis holding more than this many tokens.
 _MAX_INSIDE = 8
-#: Up to this many "(", the parentheses are paired in plain Python (a note has a few).
-_FEW = 64
 
 
 @Language.factory("notecoder_abbreviations")
@@ -58,16 +56,7 @@ class ParenthesisAbbreviationDetector(AbbreviationDetector):
             return doc
         texts = TokenText(doc)
         brackets = (orth == self._open).astype("int8") - (orth == self._close).astype("int8")
-        if len(opens) > _FEW:
-            inside = _plausible(self._inside(orth, opens), doc.to_array(LENGTH))
-        else:  # (the same pairs, without the arrays' fixed cost)
-            closes = set((brackets < 0).nonzero()[0].tolist())
-            inside = [
-                (start + 1, end)
-                for start in opens.tolist()
-                for end in range(start + 2, min(start + 2 + _MAX_INSIDE, len(doc)))
-                if end in closes
-            ]
+        inside = _plausible(self._inside(orth, opens), doc.to_array(LENGTH))
         candidates = _candidates(inside, texts, brackets.tolist())
         definitions = self._definitions(candidates, doc, texts)
         if definitions:
