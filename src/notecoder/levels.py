@@ -56,7 +56,6 @@ Version 3 of the rules (section 1, "(v3)") adds three readings, each decided her
 """
 
 import re
-import sys
 from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable
@@ -773,12 +772,9 @@ class _WordsAtStart:
         shortest_first = "|".join(re.escape(w) for w in sorted(words, key=len))
         self._starts = re.compile(rf"(?<![a-z])(?=({shortest_first}))", re.I) if words else None
 
-    def search(self, text: str, pos: int = 0, endpos: int = sys.maxsize) -> re.Match[str] | None:
-        """The pattern's ``search``."""
-        return self.pattern.search(text, pos, endpos)
-
     def in_text(self, text: str, once: bool) -> Callable[[int, int], bool]:
-        """``lambda lo, hi: bool(self.search(text, lo, hi))``, from one pass if ``once``."""
+        """``lambda lo, hi: bool(self.pattern.search(text, lo, hi))``, from one pass if
+        ``once``."""
         finder = self._starts
         if not once or finder is None:
             return lambda lo, hi: self.pattern.search(text, lo, hi) is not None

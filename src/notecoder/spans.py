@@ -115,10 +115,6 @@ class TokenText:
             for s, e, ok in zip(start.tolist(), end.tolist(), valid.tolist(), strict=True)
         ]
 
-    def word(self, i: int) -> str:
-        """The text of token ``i`` (``doc[i].text``)."""
-        return self.text[self.starts[i] : self.ends[i]]
-
     def __call__(self, start: int, end: int) -> str:
         """``doc[start:end].text`` for 0 <= start (an empty string when end <= start)."""
         end = min(end, self.n)
