@@ -46,7 +46,7 @@ from notecoder.extensions import (
 )
 from notecoder.flags import compute_flags, unique_spans
 from notecoder.levels import VERTEBRAE, root_region
-from notecoder.linker import is_precise
+from notecoder.linker import anchor_regions, is_precise
 from notecoder.regions import REGIONS
 from notecoder.rulefile import RuleFileComponent
 from notecoder.sections import section_of
@@ -84,25 +84,24 @@ class _NoteIndex:
     def __init__(self, coder: "Coder", mentions: list[Span], usable: list[Span]) -> None:
         self.mentions = mentions
         self.order = {m: i for i, m in enumerate(mentions)}
-        self.concept = {m: coder._concept(m) for m in mentions}
-        self.sentence = {m: sentence_bounds(m)[0] for m in mentions}
+        self.concept = coder._concept  # (memoised per note by the coder)
         self.precise: dict[str, dict[str, None]] = {}  # concept -> regions, in note order
         self.regions: dict[str, dict[str, None]] = {}  # the same, levels precise or not
         self.by_sentence: dict[tuple[str, int], list[Span]] = {}
         self.last_negated: dict[str, int] = {}  # concept -> start of its last negated mention
         for m in mentions:
-            concept, attrs = self.concept[m], mention(m)
+            concept, attrs = self.concept(m), mention(m)
             if not (attrs.is_family or attrs.is_negated) and any(
                 is_precise(a) for a in attrs.linked_levels or []
             ):
                 self.precise.setdefault(concept, {}).update(dict.fromkeys(attrs.regions or []))
             if not attrs.excluded():
                 self.regions.setdefault(concept, {}).update(dict.fromkeys(attrs.regions or []))
-            self.by_sentence.setdefault((m.label_, self.sentence[m]), []).append(m)
+            self.by_sentence.setdefault((m.label_, sentence_bounds(m)[0]), []).append(m)
             if attrs.is_negated:
                 self.last_negated[concept] = max(self.last_negated.get(concept, -1), m.start)
         self.certain = {
-            self.concept[m]
+            self.concept(m)
             for m in usable
             if m.label_ == "CONDITION" and not mention(m).is_uncertain
         }
@@ -113,12 +112,12 @@ class _NoteIndex:
         """Is an uncertain mention's concept documented as established elsewhere in the
         note (a differential the note settles, "consistent with" a herniation the MRI
         shows)?"""
-        return self.concept[span] in self.certain
+        return self.concept(span) in self.certain
 
     def ruled_out(self, span: Span) -> bool:
         """Does the note later negate the concept ("probable instability" ... "no evidence
         of instability")? A differential settled that way is neither coded nor uncertain."""
-        return self.last_negated.get(self.concept[span], -1) > span.end
+        return self.last_negated.get(self.concept(span), -1) > span.end
 
     def only_region(self) -> list[str | None]:
         """The note's one region, when its levels and mentions name only one."""
@@ -139,7 +138,7 @@ class _NoteIndex:
 
     def sentence_levels(self, spans: list[Span]) -> list[Span]:
         """The spinal levels of the sentences of these mentions."""
-        sentences = dict.fromkeys(self.sentence.get(s, sentence_bounds(s)[0]) for s in spans)
+        sentences = dict.fromkeys(sentence_bounds(s)[0] for s in spans)
         levels = [a for k in sentences for a in self.by_sentence.get(("SPINAL_LEVEL", k), [])]
         return sorted(levels, key=self.order.__getitem__) if len(sentences) > 1 else levels
 
@@ -640,7 +639,7 @@ class Coder(RuleFileComponent):
         L5-S1"), else those of the sentence's levels ("at L4-L5 ... impingement by a
         disc protrusion")."""
         doc = span.doc
-        same = self._note.by_sentence.get((span.label_, self._note.sentence[span]), [])
+        same = self._note.by_sentence.get((span.label_, sentence_bounds(span)[0]), [])
         k = bisect_left(same, span.end, key=lambda m: m.start)  # (in note order)
         after = same[k] if k < len(same) else None
         if after and all(t.lower_ in _COORDINATION for t in doc[span.end : after.start]):
@@ -648,7 +647,7 @@ class Coder(RuleFileComponent):
                 r
                 for a in mention(after).linked_levels or []
                 if is_precise(a)
-                for r in mention(a).regions or [mention(a).region]
+                for r in anchor_regions(a)
                 if r
             ]
             if regions:

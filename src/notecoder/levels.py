@@ -67,7 +67,7 @@ from spacy.tokens import Doc, Span
 
 from notecoder.extensions import REGION_WORDS_KEY, SPANS_KEY, Mention, doc_text, mention
 from notecoder.rulefile import RULES_DIR, RuleFileComponent, read_rule_file
-from notecoder.spans import DocView, TokenText, plain_sentences
+from notecoder.spans import Containing, DocView, TokenText, plain_sentences
 
 _DATA_FILE = "levels.json"
 
@@ -719,13 +719,13 @@ class LevelDetector(RuleFileComponent):
         assert p is not None
         text = tokens.text
         label = doc.vocab.strings.add("REGION")
-        inside: _Stretches | None = None  # (the levels' stretches, once a word is found)
+        inside: Containing | None = None  # (the levels' characters, once a word is found)
         kept: list[tuple[int, int, str]] = []
         for match in p.region_word.finditer(text):
             start, end = match.span()
             if inside is None:
-                inside = _Stretches([(s.start_char, s.end_char) for s in levels])
-            if inside.any_containing(start, end):
+                inside = Containing(levels, [(s.start_char, s.end_char) for s in levels])
+            if inside.first_index(start, end) is not None:
                 continue
             word = match.group("w").lower()
             key = word.split()[0] if word.split()[0] in p.data["region_word_exclusions"] else word
@@ -802,13 +802,12 @@ class _WordsAtStart:
 class _Stretches:
     """Character stretches (start, end) of a note, sorted, for questions about a
     part of it: asked for each of thousands of levels, a scan of them all would
-    cost time quadratic in the note's length. Stretches are short (a level, a
-    region word), so only those starting a little before or inside the part matter.
+    cost time quadratic in the note's length: only those starting inside the part
+    are looked at.
     """
 
     def __init__(self, stretches: list[tuple[int, int]]) -> None:
         self.stretches = sorted(stretches)
-        self.longest = max((b - a for a, b in stretches), default=0)
 
     def any_within(self, lo: int, hi: int, not_starting: int | None = None) -> bool:
         """Does one lie within [lo, hi] (and not start at ``not_starting``)?"""
@@ -818,16 +817,5 @@ class _Stretches:
             if a > hi:
                 break
             if b <= hi and a != not_starting:
-                return True
-        return False
-
-    def any_containing(self, start: int, end: int) -> bool:
-        """Does one contain [start, end)?"""
-        stretches = self.stretches
-        for k in range(bisect_left(stretches, (start - self.longest,)), len(stretches)):
-            a, b = stretches[k]
-            if a > start:
-                break
-            if end <= b:
                 return True
         return False

@@ -102,11 +102,12 @@ class Linker:
             source = [a for a in anchors_of if is_precise(a)] or anchors_of
             record = mention(span)
             record.linked_levels = anchors_of
-            regions = (r for a in source for r in _regions_of(a) if r)
+            regions = (r for a in source for r in anchor_regions(a) if r)
             record.regions = list(dict.fromkeys(regions))
 
 
-def _regions_of(anchor: Span) -> list[str]:
+def anchor_regions(anchor: Span) -> list[str | None]:
+    """The regions a level or region word stands for: its own list, else its region."""
     record = mention(anchor)
     return record.regions or [record.region]
 

@@ -26,16 +26,19 @@ class Containing:
     only those starting a little before the span can contain it.
     """
 
-    def __init__(self, spans: list[Span]) -> None:
+    def __init__(self, spans: list[Span], bounds: list[tuple[int, int]] | None = None) -> None:
+        """``bounds``: what to compare instead of the spans' token bounds (their
+        character offsets, say), one (start, end) per span."""
         self.spans = spans
-        bounds = [(s.start, s.end) for s in spans]
+        if bounds is None:
+            bounds = [(s.start, s.end) for s in spans]
         self.order = sorted(range(len(spans)), key=lambda i: bounds[i][0])
         self.starts = [bounds[i][0] for i in self.order]
         self.ends = [bounds[i][1] for i in self.order]
         self.longest = max((end - start for start, end in bounds), default=0)
 
     def first_index(self, start: int, end: int) -> int | None:
-        """The position (in ``spans``) of the first span containing tokens [start, end)."""
+        """The position (in ``spans``) of the first span containing [start, end)."""
         low = bisect_left(self.starts, start - self.longest)
         high = bisect_right(self.starts, start)
         ends = self.ends
