@@ -8,7 +8,7 @@ prints, as Markdown pipe tables ready for the README:
 - codes and flags, precision/recall/F1 micro (with the evaluator's 95%
   bootstrap interval, notes resampled) and macro (mean over the codes or flags);
 - the exact-note rate: the share of notes whose predicted code set and flag set
-  both equal the gold, with formats.md's ``*`` wildcards ("M54.*" is matched by
+  both equal the gold, with docs/formats.md's ``*`` wildcards ("M54.*" is matched by
   any predicted M54 code);
 - a per-family table for codes (family = category, the first 3 characters:
   M47, M48, M54, S22 ...) and a per-flag table.
@@ -76,7 +76,7 @@ def display_name(path: Path) -> str:
 def gold_sets(path: Path, notes: list[Note]) -> list[GoldSet]:
     """All notes of a file, plus its ``confident: true`` notes when the file marks them.
 
-    ``confident`` is not a formats.md field: the gold reader keeps it in
+    ``confident`` is not a docs/formats.md field: the gold reader keeps it in
     ``Note.extra``, so the subset is taken from there.
     """
     name = display_name(path)

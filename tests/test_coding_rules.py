@@ -1,4 +1,4 @@
-"""coding-rules.md sections 1-3 on real sentences: which code for what the note says."""
+"""docs/coding-rules.md sections 1-3 on real sentences: which code for what the note says."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""coding-rules.md version 3: each "(v3)" rule on short notes written for it.
+"""docs/coding-rules.md version 3: each "(v3)" rule on short notes written for it.
 
 The notes are our own sentences, in the shapes real notes take (run-on
 dictation, operative notes, radiology impressions, AI-scribe visit notes); the

@@ -1,4 +1,4 @@
-"""ConText on the clinical phrasings of coding-rules.md section 3 and known medspaCy misses."""
+"""ConText on the clinical phrasings of docs/coding-rules.md section 3 and known medspaCy misses."""
 
 from __future__ import annotations
 

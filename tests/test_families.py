@@ -1,4 +1,4 @@
-"""Each row of coding-rules.md section 2 and the context rules of section 3."""
+"""Each row of docs/coding-rules.md section 2 and the context rules of section 3."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every documentation-gap flag of coding-rules.md section 4, raised and not raised."""
+"""Every documentation-gap flag of docs/coding-rules.md section 4, raised and not raised."""
 
 from __future__ import annotations
 

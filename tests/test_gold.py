@@ -13,7 +13,7 @@ GOLD = [json.loads(line) for line in GOLD_FILE.read_text().splitlines() if line.
 
 
 def _matches(expected: list[str], got: set[str]) -> bool:
-    """Exact set match, with formats.md's ``*`` wildcards."""
+    """Exact set match, with docs/formats.md's ``*`` wildcards."""
     remaining = set(got)
     for gold in expected:
         if gold.endswith("*"):

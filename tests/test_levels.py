@@ -1,4 +1,4 @@
-"""Spinal level notations (coding-rules.md section 1) and the level component."""
+"""Spinal level notations (docs/coding-rules.md section 1) and the level component."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import spacy
 
 from notecoder.levels import parse_level, root_levels, root_pair, root_region
-from tests.conftest import SHARED, blank_pipeline
+from tests.conftest import blank_pipeline, shared_corpus
 
 NOTATIONS = [
     ("T12-L1", ("T12", "L1"), "thoracolumbar"),
@@ -200,7 +200,7 @@ def test_round_trip(levels_nlp, tmp_path):
 
 
 def test_never_raises_on_real_notes(levels_nlp):
-    path = SHARED / "corpora" / "mtsamples_spine.jsonl"
+    path = shared_corpus("mtsamples_spine.jsonl")
     found = 0
     with path.open() as f:
         for line in f:

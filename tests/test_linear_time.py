@@ -13,17 +13,26 @@ import pytest
 from medspacy.context import ConText
 from scispacy.abbreviation import AbbreviationDetector
 
-from tests.conftest import SHARED
+from tests.conftest import shared_corpus
 
-NOTES = [
-    json.loads(line)["text"]
-    for line in islice((SHARED / "corpora" / "mtsamples_all.jsonl").open(encoding="utf-8"), 300)
-]
 CRAFTED = [
     "lumbar disc herniation (LDH) with stenosis (LSS) " * 40,
     "(a) " * 300 + "degenerative disc disease (DDD). DDD at L4-5 (see MRI (2019)).",
     "no back pain, denies radiculopathy, " * 60 + "but stenosis at L4-5.",
 ]
+
+
+@pytest.fixture(scope="module")
+def real_notes() -> list[str]:
+    """The first 300 MTSamples notes: real text of every specialty."""
+    with shared_corpus("mtsamples_all.jsonl").open(encoding="utf-8") as f:
+        return [json.loads(line)["text"] for line in islice(f, 300)]
+
+
+@pytest.fixture(params=["MTSamples", "crafted"])
+def texts(request: pytest.FixtureRequest) -> list[str]:
+    """The real notes, then the crafted ones: each rewrite is checked on both."""
+    return CRAFTED if request.param == "crafted" else request.getfixturevalue("real_notes")
 
 
 def run_until(nlp, text: str, last: str):
@@ -35,7 +44,6 @@ def run_until(nlp, text: str, last: str):
     raise ValueError(last)
 
 
-@pytest.mark.parametrize("texts", [NOTES, CRAFTED], ids=["MTSamples", "crafted"])
 def test_abbreviations_as_scispacy_finds_them(nlp, texts):
     theirs = AbbreviationDetector(nlp, "scispacy")
     for text in texts:
@@ -51,7 +59,6 @@ def test_abbreviations_as_scispacy_finds_them(nlp, texts):
         assert found(ours_doc) == found(their_doc)
 
 
-@pytest.mark.parametrize("texts", [NOTES, CRAFTED], ids=["MTSamples", "crafted"])
 def test_context_by_sentence_gives_medspacy_edges(nlp, texts):
     component = nlp.get_pipe("notecoder_context")
     for text in texts:
@@ -69,11 +76,11 @@ def test_context_by_sentence_gives_medspacy_edges(nlp, texts):
         assert ours == theirs
 
 
-def test_sentence_of_is_span_sent_and_sentences_are_bounded(nlp):
+def test_sentence_of_is_span_sent_and_sentences_are_bounded(nlp, real_notes):
     from notecoder.extensions import sentence_of
 
     limit = nlp.get_pipe("notecoder_sentences").data["max_sentence_tokens"]
-    for text in NOTES[:100] + CRAFTED:
+    for text in real_notes[:100] + CRAFTED:
         doc = nlp(text)
         for span in doc.spans["notecoder"]:
             assert (sentence_of(span).start, sentence_of(span).end) == (
@@ -124,7 +131,6 @@ def test_the_garbage_collector_is_back_on_after_each_note(nlp):
         gc.enable()
 
 
-@pytest.mark.parametrize("texts", [NOTES, CRAFTED], ids=["MTSamples", "crafted"])
 def test_entity_matches_are_spacys_in_spacys_order(nlp, texts):
     from spacy.pipeline import SpanRuler
 

@@ -1,30 +1,24 @@
-"""models/spine is the pipeline assembled from pipelines/spine, and loads on its own."""
+"""`notecoder build` writes a pipeline folder that loads on its own and codes as ``load()`` does."""
 
 from __future__ import annotations
 
-import filecmp
+import spacy
 
 import notecoder
-from tests.conftest import REPO, SAMPLE
-
-MODEL = REPO / "models" / "spine"
-
-
-def test_committed_model_matches_a_fresh_build(tmp_path):
-    fresh = notecoder.build(tmp_path / "spine")
-    compared = filecmp.dircmp(fresh, MODEL)
-    stale = _differences(compared)
-    assert not stale, f"models/spine is stale ({stale}): run `notecoder build`"
+from notecoder.rulefile import PIPELINES_DIR
+from tests.conftest import SAMPLE
 
 
-def test_committed_model_codes_the_sample(nlp):
-    model = notecoder.load(MODEL)
+def test_built_model_codes_the_sample_as_the_definition_does(nlp, built_model):
     text = SAMPLE.read_text()
-    assert notecoder.suggest(text, nlp=model) == notecoder.suggest(text, nlp=nlp)
+    expected = notecoder.suggest(text, nlp=nlp)
+    assert notecoder.suggest(text, nlp=notecoder.load(built_model)) == expected
+    assert notecoder.suggest(text, nlp=spacy.load(built_model)) == expected
 
 
-def _differences(cmp: filecmp.dircmp) -> list[str]:
-    out = list(cmp.left_only + cmp.right_only + cmp.diff_files)
-    for sub in cmp.subdirs.values():
-        out.extend(_differences(sub))
-    return out
+def test_built_model_names_no_folder_of_the_install(built_model):
+    """The rules travel inside the components; the folder they were read from (a
+    checkout's or an install's) is no part of the saved pipeline."""
+    config = (built_model / "config.cfg").read_text()
+    assert str(PIPELINES_DIR) not in config
+    assert "rules = null" in config

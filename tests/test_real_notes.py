@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import notecoder
-from tests.conftest import SHARED
+from tests.conftest import shared_corpus
 
 
 def test_every_mtsamples_spine_note_gets_a_valid_result(nlp):
-    path = SHARED / "corpora" / "mtsamples_spine.jsonl"
+    path = shared_corpus("mtsamples_spine.jsonl")
     notes = [json.loads(line) for line in path.open()]
     assert len(notes) == 348
     coded = 0

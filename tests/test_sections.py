@@ -11,7 +11,7 @@ import srsly
 
 from notecoder.rulefile import RULES_DIR
 from notecoder.sections import section_of
-from tests.conftest import SHARED, blank_pipeline
+from tests.conftest import blank_pipeline, shared_corpus
 
 
 @pytest.fixture(scope="module")
@@ -291,7 +291,7 @@ def test_round_trip(sec_nlp, tmp_path):
 
 
 def test_real_radiology_note_has_findings_and_impression(sec_nlp):
-    with (SHARED / "corpora" / "mtsamples_spine.jsonl").open() as f:
+    with shared_corpus("mtsamples_spine.jsonl").open() as f:
         notes = [json.loads(line) for line in f]
     radiology = [n for n in notes if n["specialty"] == "Radiology" and "IMPRESSION:" in n["text"]]
     assert radiology
@@ -338,7 +338,7 @@ _REAL_HEADING = re.compile(
 
 
 def test_real_note_headings_are_named(sec_nlp):
-    with (SHARED / "corpora" / "mtsamples_spine.jsonl").open() as f:
+    with shared_corpus("mtsamples_spine.jsonl").open() as f:
         notes = [json.loads(line) for line in f]
     found = 0
     for note in notes:

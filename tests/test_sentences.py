@@ -8,7 +8,7 @@ import logging
 import pytest
 import spacy
 
-from tests.conftest import SHARED, blank_pipeline
+from tests.conftest import blank_pipeline, shared_corpus
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +121,7 @@ def test_round_trip(split_nlp, tmp_path):
 
 
 def test_real_notes_split_into_sane_sentences(split_nlp):
-    with (SHARED / "corpora" / "mtsamples_spine.jsonl").open() as f:
+    with shared_corpus("mtsamples_spine.jsonl").open() as f:
         notes = [json.loads(line)["text"] for line in f][:100]
     for text in notes:
         doc = split_nlp(text)

@@ -28,9 +28,8 @@ from notecoder import batch, cli
 from notecoder import spark as nspark
 from notecoder.batch import TABLES, BatchOptions, code_chunk, run_batch, table_schemas
 from notecoder.errors import OutputError, SourceError
-from tests.conftest import SHARED
+from tests.conftest import shared_corpus
 
-CORPUS = SHARED / "corpora" / "mtsamples_all.jsonl"
 N_NOTES = 300
 
 # PySpark 4 warns about pandas 3 on every conversion; the tables are compared through Arrow.
@@ -42,7 +41,7 @@ pytestmark = pytest.mark.filterwarnings(
 
 @pytest.fixture(scope="module")
 def notes() -> list[dict[str, Any]]:
-    with CORPUS.open(encoding="utf-8") as f:
+    with shared_corpus("mtsamples_all.jsonl").open(encoding="utf-8") as f:
         return [json.loads(line) for _, line in zip(range(N_NOTES), f, strict=False)]
 
 
@@ -109,9 +108,9 @@ def test_one_table_and_inpatient(spark, notes):
         nspark.annotate(df, "doc", "text")
 
 
-def test_an_assembled_model_folder_is_loaded_on_the_executors(spark, notes):
-    """The cluster route: --model names the assembled pipeline (models/spine in the repo)."""
-    model = Path(__file__).resolve().parents[1] / "models" / "spine"
+def test_an_assembled_model_folder_is_loaded_on_the_executors(spark, notes, built_model):
+    """The cluster route: --model names the assembled pipeline (`notecoder build`'s folder)."""
+    model = built_model
     df = spark.createDataFrame(
         [(n["id"], n["text"]) for n in notes[:20]], "note_id string, note_text string"
     )
@@ -228,7 +227,7 @@ def test_cli_on_a_delta_folder_matches_batch(spark, notes, tmp_path):
     assert nspark.read_notes(spark, str(tmp_path / "delta")).count() == 30  # removed file unread
 
     parser = argparse.ArgumentParser()
-    nspark.add_spark_parser(parser.add_subparsers(dest="command"))
+    cli.add_spark_parser(parser.add_subparsers(dest="command"))
     out = tmp_path / "out"
     args = parser.parse_args(["spark", str(tmp_path / "delta"), str(out), "--partitions", "3"])
     assert nspark.spark_command(args) == 0
@@ -255,7 +254,7 @@ def test_cli_reads_a_metastore_table_and_writes_one_table(spark, notes, tmp_path
         [(n["id"], n["text"]) for n in notes[:10]], "note_id string, note_text string"
     ).write.saveAsTable("note")
     parser = argparse.ArgumentParser()
-    nspark.add_spark_parser(parser.add_subparsers(dest="command"))
+    cli.add_spark_parser(parser.add_subparsers(dest="command"))
     out = tmp_path / "out"
     args = parser.parse_args(["spark", "note", str(out), "--table", "flags"])
     assert nspark.spark_command(args) == 0
@@ -396,7 +395,7 @@ def test_parquet_without_the_suffix_and_delta_folders_pass_the_checks(tmp_path, 
         "s3a://bucket/notes/",
     ]
     parser = argparse.ArgumentParser()
-    nspark.add_spark_parser(parser.add_subparsers(dest="command"))
+    cli.add_spark_parser(parser.add_subparsers(dest="command"))
     for source in inputs:
         with pytest.raises(_Started):
             nspark.spark_command(parser.parse_args(["spark", source, str(tmp_path / "out")]))

@@ -31,12 +31,6 @@ from notecoder.spans import TokenText
 _MAX_INSIDE = 8
 
 
-@Language.factory("notecoder_abbreviations")
-def make_abbreviations(nlp: Language, name: str) -> "ParenthesisAbbreviationDetector":
-    """Build the detector (``doc._.abbreviations``, ``span._.long_form``, as scispaCy's)."""
-    return ParenthesisAbbreviationDetector(nlp, name)
-
-
 #: A stretch of tokens [start, end).
 _Tokens = tuple[int, int]
 

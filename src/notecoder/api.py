@@ -1,4 +1,4 @@
-"""``suggest``: one note in, one formats.md result out, never an exception.
+"""``suggest``: one note in, one docs/formats.md result out, never an exception.
 
 Scribe post-processing calls this once per note, so the pipeline is built once
 per process and reused. Input that cannot be coded (not text, too long, empty)
@@ -12,7 +12,7 @@ import logging
 import re
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 from spacy.language import Language
@@ -49,6 +49,16 @@ def clean_text(text: str) -> str:
     return _SURROGATE.sub("\ufffd", _CONTROL.sub(" ", text))
 
 
+def _strings_released(nlp: Language) -> AbstractContextManager[Any]:
+    """spaCy 3.8's ``memory_zone``: the strings a note adds to the vocabulary (record
+    numbers, names, typos) are dropped once it is coded, so a service or batch worker
+    does not grow with every note. The result is plain data and outlives the zone.
+    spaCy 3.7 has no zones: there batch and serve rebuild a pipeline that has grown.
+    """
+    zone = getattr(nlp, "memory_zone", None)
+    return zone() if zone is not None else nullcontext()
+
+
 @contextmanager
 def _collector_paused() -> Iterator[None]:
     """Python's cyclic garbage collector off while one note is coded.
@@ -76,7 +86,7 @@ def suggest(
     setting: str = "outpatient",
     nlp: Language | None = None,
 ) -> dict[str, Any]:
-    """Code suggestions, gap flags and entities for one note (formats.md result).
+    """Code suggestions, gap flags and entities for one note (docs/formats.md result).
 
     Offsets index ``text`` as given (bytes are decoded as UTF-8 first); texts in
     the result come from the cleaned text, which differs only where a control
@@ -105,7 +115,7 @@ def suggest(
         log.error("pipeline failed to load: %s", err)
         return empty_result(note_id, str(err))
     try:
-        with _collector_paused():
+        with _collector_paused(), _strings_released(nlp):
             doc = nlp.make_doc(clean_text(text))
             doc._.setting = setting
             result = doc_to_result(nlp(doc), note_id)

@@ -1,4 +1,4 @@
-"""The coder: mentions in, ICD-10-CM candidates out (coding-rules.md sections 2-3).
+"""The coder: mentions in, ICD-10-CM candidates out (docs/coding-rules.md sections 2-3).
 
 Reads the linked, context-marked mentions of ``doc.spans["notecoder"]`` and
 sets ``doc._.codes``; then ``notecoder.flags`` sets ``doc._.flags``. Which
@@ -30,14 +30,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from spacy.language import Language
 from spacy.tokens import Doc, Span
 
 from notecoder import codes as icd
 from notecoder import excludes
 from notecoder.excludes import Dropped
 from notecoder.extensions import (
-    SPANS_KEY,
     doc_text,
     mention,
     sentence_bounds,
@@ -143,12 +141,6 @@ class _NoteIndex:
         return sorted(levels, key=self.order.__getitem__) if len(sentences) > 1 else levels
 
 
-@Language.factory("notecoder_coder", default_config={"spans_key": SPANS_KEY})
-def make_coder(nlp: Language, name: str, spans_key: str) -> "Coder":
-    """Build the coder; its rules come at ``initialize`` or ``from_disk``."""
-    return Coder(spans_key)
-
-
 class Coder(RuleFileComponent):
     """Sets ``doc._.codes`` and ``doc._.flags`` from the mentions."""
 
@@ -174,6 +166,16 @@ class Coder(RuleFileComponent):
 
     def set_rules(self, data: dict[str, Any]) -> None:
         self.rules = dict(data)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The coder without its memo of the last note coded (``pickle``).
+
+        The memo holds that note's spans, which do not pickle (spaCy's E112),
+        and ``code`` builds it afresh for every note.
+        """
+        state = dict(vars(self))
+        state.update(_note=None, _causes={}, _sentence_hits={}, _concepts={})
+        return state
 
     def code_table(self, concepts: Iterable[str] = ()) -> dict[str, tuple[str, str | None]]:
         """Every code this coder can emit, with the concept and region that give it.
@@ -303,7 +305,7 @@ class Coder(RuleFileComponent):
         return condition_codes + self._pain_codes(pains, condition_codes, mentions), uncertain
 
     def _diagnostic_scope(self, doc: Doc, clinical: list[Span]) -> list[Span]:
-        """The mentions of the diagnostic statement, by note type (coding-rules.md section 3).
+        """The mentions of the diagnostic statement, by note type (docs/coding-rules.md section 3).
 
         Clinic, AI-scribe and radiology notes: their assessment, impression,
         diagnosis and "Medical Reasoning" sections. Operative notes: the

@@ -1,4 +1,4 @@
-"""ICD-10-CM code data, read from simple-icd-10-cm's FY2026 tabular list.
+"""ICD-10-CM codes from the FY2026 tabular list (the compact table of notecoder.icd10cm).
 
 The coder never types a code with its region or 7th character: it names a
 family stem ("M53.8", "M51.3", "S33.5") and a region, and this module finds the
@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from functools import cache
 
-import simple_icd_10_cm as icd
+from notecoder.icd10cm import table
 
 #: Region phrases of the tabular descriptions. Alternatives are tried leftmost
 #: first, so "mid-cervical region" wins over the "cervical region" inside it.
@@ -74,25 +74,20 @@ class Qualifiers:
 
 def description(code: str) -> str:
     """The tabular description of a code."""
-    return icd.get_description(code)
+    return table()[code].description
 
 
 def is_billable(code: str) -> bool:
     """True for a valid FY2026 code that has no children (a billable leaf)."""
-    return icd.is_valid_item(code) and icd.is_leaf(code) and not icd.is_chapter_or_block(code)
+    return table().is_billable(code)
 
 
 def excludes1(code: str) -> list[str]:
     """Excludes1 notes of the code and of its ancestors, nearest first."""
     notes: list[str] = []
-    for item in [code, *icd.get_ancestors(code)]:
-        notes.extend(icd.get_excludes1(item))
+    for item in [code, *table().ancestors(code)]:
+        notes.extend(table()[item].excludes1)
     return notes
-
-
-@cache
-def _children(code: str) -> tuple[str, ...]:
-    return tuple(icd.get_children(code))
 
 
 def _level_of(code: str) -> str | None:
@@ -107,8 +102,8 @@ def _pick(codes: list[str], phrase: str) -> str | None:
 
 def _descend(code: str, q: Qualifiers) -> str:
     """Walk from a region code down to a billable leaf by the qualifiers."""
-    while not icd.is_leaf(code):
-        children = list(_children(code))
+    while not table()[code].is_leaf:
+        children = list(table()[code].children)
         chosen: str | None = None
         if len(children[0].replace(".", "")) == 7:  # 7th character: initial encounter
             chosen = next(c for c in children if "initial encounter" in description(c))
@@ -135,7 +130,7 @@ def _descend(code: str, q: Qualifiers) -> str:
 def _region_codes(family: str) -> tuple[tuple[str, str | None], ...]:
     """(code, region) for the region-level codes under a family stem."""
     out: list[tuple[str, str | None]] = []
-    level = list(_children(family))
+    level = list(table()[family].children)
     while level and not out:
         # A level that has region codes ends the walk: its other children are sibling
         # conditions (M45.A beside the regions of M45), not more regions.
@@ -150,7 +145,7 @@ def _region_codes(family: str) -> tuple[tuple[str, str | None], ...]:
                 region = "cervical" if match.group(1) else _PHRASE_REGION[match.group(0)]
                 out.append((code, region))
             else:
-                deeper.extend(_children(code))
+                deeper.extend(table()[code].children)
         level = deeper
     return tuple(out)
 
@@ -159,7 +154,7 @@ def has_regions(family: str | dict[str, str]) -> bool:
     """Does the family code the spinal region (a dict names one family per region)?"""
     if isinstance(family, dict):
         return True
-    return icd.is_valid_item(family) and bool(_region_codes(family))
+    return family in table() and bool(_region_codes(family))
 
 
 def resolve(family: str, region: str | None = None, q: Qualifiers | None = None) -> str:
@@ -170,7 +165,7 @@ def resolve(family: str, region: str | None = None, q: Qualifiers | None = None)
     its qualifiers alone. Raises CodeNotFound where the tabular list has no code.
     """
     q = q or Qualifiers()
-    if not icd.is_valid_item(family):
+    if family not in table():
         raise CodeNotFound(family)
     candidates = _region_codes(family)
     if not candidates:
@@ -231,7 +226,7 @@ def fracture(family: str, vertebra: str | None, region: str, kind: str = "Unspec
         letter, n = "", 0
         names = [f"unspecified {region} vertebra"]
     for wanted in (kind, "Unspecified"):
-        for code in icd.get_descendants(family):
+        for code in table().descendants(family):
             text = description(code)
             if len(code.replace(".", "")) == 7 or not text.startswith(f"{wanted} fracture of"):
                 continue

@@ -18,7 +18,6 @@ from medspacy.util import tuple_overlaps
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
-from notecoder.extensions import SPANS_KEY
 from notecoder.matching import LeanMatcher
 from notecoder.rulefile import RuleFileComponent
 from notecoder.sections import section_of
@@ -32,12 +31,6 @@ CATEGORY_ATTRIBUTE: dict[str, str] = {
     "HYPOTHETICAL": "hypothetical",
     "FAMILY": "family",
 }
-
-
-@Language.factory("notecoder_context", default_config={"span_group_name": SPANS_KEY})
-def make_context(nlp: Language, name: str, span_group_name: str) -> "NotecoderContext":
-    """Build the ConText component; rules come at ``initialize`` or ``from_disk``."""
-    return NotecoderContext(nlp, name=name, span_group_name=span_group_name)
 
 
 class NotecoderContext(RuleFileComponent, ConText):

@@ -4,8 +4,10 @@ A subclass of spaCy's own ``SpanRuler``, so the patterns (pipelines/spine/
 entity_patterns.jsonl) are loaded at ``initialize`` and saved with the pipeline
 by its ``to_disk``/``from_disk``. Unlike ``doc.ents``, mentions go to the span
 group ``doc.spans["notecoder"]`` where they may overlap the SPINAL_LEVEL spans
-inside them. Within one label the longest match wins. Each span's pattern id
-becomes ``span._.concept``; the coder reads that, never the surface text.
+inside them; the outermost of them are also set as ``doc.ents``, for displaCy
+and medspaCy's tools, which read nothing else. Within one label the longest
+match wins. Each span's pattern id becomes ``span._.concept``; the coder reads
+that, never the surface text.
 
 After matching, short forms that scispaCy's AbbreviationDetector tied to a
 long form ("degenerative disc disease (DDD)" ... "DDD") get the long form's
@@ -16,23 +18,28 @@ sentence: imaging modality, treatment duration and response, and side.
 import re
 import warnings
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy
 import srsly
+from spacy import util
 from spacy.attrs import LOWER, ORTH
 from spacy.language import Language
 from spacy.pipeline import SpanRuler
+from spacy.pipeline.span_ruler import overlapping_labeled_spans_score
 from spacy.strings import StringStore
 from spacy.tokens import Doc, Span
-from spacy.util import ensure_path
 
-from notecoder.extensions import REGION_WORDS_KEY, SPANS_KEY, mention
-from notecoder.rulefile import RULES_DIR, read_rule_file
+from notecoder.extensions import REGION_WORDS_KEY, mention
+from notecoder.rulefile import RULES_DIR, load_rules, read_rule_file
+from notecoder.schemas import Label
 from notecoder.spans import Containing, DocView
 
 _ATTRS_FILE = "entity_attributes.json"
+#: The saved patterns (SpanRuler's "patterns" file) are read as a pattern file.
+_PATTERNS_KIND = "entity_patterns.jsonl"
 
 #: Pattern ids ending so match a phrase ("pain at T12-L1") but mark only its first
 #: token ("pain"); the level or region word after it is linked like any other.
@@ -71,23 +78,6 @@ def _longest(matches: list[_Match]) -> list[_Match]:
     return sorted(kept, key=lambda m: m[0])
 
 
-@Language.factory(
-    "notecoder_entities",
-    default_config={
-        "spans_key": SPANS_KEY,
-        "phrase_matcher_attr": "LOWER",
-        "validate": False,
-    },
-)
-def make_entity_ruler(
-    nlp: Language, name: str, spans_key: str, phrase_matcher_attr: str, validate: bool
-) -> "EntityRuler":
-    """Build the entity ruler; patterns come at ``initialize`` or ``from_disk``."""
-    return EntityRuler(
-        nlp, name, spans_key=spans_key, phrase_matcher_attr=phrase_matcher_attr, validate=validate
-    )
-
-
 class EntityRuler(SpanRuler):
     """SpanRuler that keeps overlapping labels and sets notecoder attributes.
 
@@ -102,10 +92,12 @@ class EntityRuler(SpanRuler):
             nlp,
             name,
             spans_key=spans_key,
-            annotate_ents=False,
+            annotate_ents=True,
             phrase_matcher_attr=phrase_matcher_attr,
             validate=validate,
             overwrite=False,
+            # SpanRuler's scorer, of our span group (its default scores "ruler").
+            scorer=partial(overlapping_labeled_spans_score, spans_key=spans_key),
         )
         self.attributes = AttributeRules({})
 
@@ -120,19 +112,52 @@ class EntityRuler(SpanRuler):
         """Load the patterns and the attribute rules (default: pipelines/spine's)."""
         super().initialize(get_examples, nlp=nlp, patterns=patterns)
         path = attributes_path or RULES_DIR / _ATTRS_FILE
-        self.attributes = read_rule_file(path, AttributeRules)
+        read_rule_file(path, self.set_attribute_rules, kind=_ATTRS_FILE)
+
+    def set_attribute_rules(self, data: dict[str, Any]) -> None:
+        """Take the rules of entity_attributes.json."""
+        self.attributes = AttributeRules(data)
+
+    # SpanRuler's serialisation, with the attribute rules beside the patterns and
+    # both checked by their schemas when read.
+    def to_bytes(self, *, exclude: Iterable[str] = ()) -> bytes:
+        serializers = {
+            "patterns": lambda: "\n".join(srsly.json_dumps(p) for p in self.patterns),
+            _ATTRS_FILE: lambda: srsly.json_dumps(self.attributes.data),
+        }
+        return util.to_bytes(serializers, exclude)
+
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = ()) -> "EntityRuler":
+        self.clear()
+        deserializers = {
+            "patterns": lambda text: load_rules(
+                text, "patterns (from bytes)", self.add_patterns, kind=_PATTERNS_KIND
+            ),
+            _ATTRS_FILE: lambda text: load_rules(
+                text, f"{_ATTRS_FILE} (from bytes)", self.set_attribute_rules, kind=_ATTRS_FILE
+            ),
+        }
+        util.from_bytes(bytes_data, deserializers, exclude)
+        return self
 
     def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
-        super().to_disk(path, exclude=exclude)
-        srsly.write_json(ensure_path(path) / _ATTRS_FILE, self.attributes.data)
+        serializers = {
+            "patterns": lambda p: srsly.write_jsonl(p, self.patterns),
+            _ATTRS_FILE: lambda p: srsly.write_json(p, self.attributes.data),
+        }
+        util.to_disk(path, serializers, exclude)
 
     def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> "EntityRuler":
-        super().from_disk(path, exclude=exclude)
-        self.attributes = read_rule_file(ensure_path(path) / _ATTRS_FILE, AttributeRules)
+        self.clear()
+        deserializers = {
+            "patterns": lambda p: read_rule_file(p, self.add_patterns, kind=_PATTERNS_KIND),
+            _ATTRS_FILE: lambda p: read_rule_file(p, self.set_attribute_rules, kind=_ATTRS_FILE),
+        }
+        util.from_disk(path, deserializers, exclude)
         return self
 
     def add_patterns(self, patterns: Iterable[dict[str, Any]]) -> None:
-        patterns = list(patterns)  # (from_disk passes a generator)
+        patterns = list(patterns)  # (may be a generator)
         super().add_patterns(patterns)
         self._first_tokens.add(patterns, self.nlp.vocab.strings)
 
@@ -205,7 +230,15 @@ class EntityRuler(SpanRuler):
         for span in spans:
             self._set_attributes(span, context)
         group = list(doc.spans.get(self.key, []))
-        doc.spans[self.key] = sorted([*group, *spans], key=lambda s: (s.start, -s.end))
+        mentions = sorted([*group, *spans], key=lambda s: (s.start, -s.end))
+        doc.spans[self.key] = mentions
+        # As SpanRuler.set_annotations: its ents_filter (the first longest of overlapping
+        # spans) leaves the outermost mentions; a level inside its condition stays in
+        # the group alone. Every mention exists here: levels are found before entities.
+        # (set_ents is what ``doc.ents = ...`` calls, after building a second Span for
+        # each entity: half the cost in a note of thousands of levels.)
+        ents = self.ents_filter([] if self.overwrite else doc.ents, mentions)
+        doc.set_ents(ents, default="outside")
         return doc
 
     def _in_spinal_context(self, doc: Doc, spans: list[Span], context: "_Context") -> list[Span]:
@@ -396,7 +429,7 @@ def _exact_values(spec: dict[str, Any]) -> tuple[str | None, list[str]]:
 
 
 #: The labels of the entity rules, in the order their mentions are kept.
-_LABELS = ("CONDITION", "PAIN", "IMAGING_FINDING", "TREATMENT")
+_LABELS: tuple[str, ...] = get_args(Label)
 
 
 class _Context(DocView):

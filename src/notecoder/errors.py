@@ -76,6 +76,8 @@ class Errors(metaclass=ErrorsWithCodes):
         "vectors): read it with delta-spark and call notecoder.spark.annotate_all"
     )
     E057 = "Delta table {path} has no data files"
+    # rule files (schemas)
+    E058 = "rule file {path} line {line}: {problem}"
     # serve
     E060 = (
         "--host {host} is reachable from other machines and the notes are PHI: give an API "
@@ -88,6 +90,12 @@ class Errors(metaclass=ErrorsWithCodes):
         "(python -c 'import secrets; print(secrets.token_urlsafe(32))' makes one)"
     )
     E063 = "--ssl-keyfile and --ssl-certfile go together: give both, or neither"
+    # code table
+    E070 = "{code!r} is not in the code table {table}"
+    E071 = (
+        "the code table has the fields {found}, not {expected}: regenerate it with "
+        "python -m notecoder.icd10cm"
+    )
 
 
 class UserError(ValueError):

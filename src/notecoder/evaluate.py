@@ -8,7 +8,7 @@
   the gold states are scored.
 - Regions: accuracy of ``region`` on matched SPINAL_LEVEL and CONDITION spans.
 - Documents: codes and flags, P/R/F1 micro and macro and per code / flag, with
-  formats.md's ``*`` wildcards (a gold "M54.*" matches any predicted M54 code).
+  docs/formats.md's ``*`` wildcards (a gold "M54.*" matches any predicted M54 code).
 - A 95% bootstrap interval (notes resampled with replacement) on every F1, and a
   paired bootstrap between two prediction files (``compare``).
 

@@ -3,11 +3,10 @@
 An Excludes1 note ("NOT CODED HERE") says two conditions are never coded
 together: the note of M48.5 "pathological fracture of vertebra due to
 osteoporosis (M80.-)" means a collapsed vertebra in osteoporosis is M80.0-,
-never M48.5- beside it. Spec section 2 ("(v3) Excludes1 holds between every
-pair of suggested codes") asks that no suggested pair break such a note, so that
-a new concept family cannot bring a conflict back unnoticed. The coder calls
-:func:`resolve` on its candidates and raises the ``EXCLUDES1`` flag for each
-:class:`Dropped` it returns.
+never M48.5- beside it. docs/coding-rules.md section 2 (v3) asks that no pair
+of suggested codes break such a note, so that a new concept family cannot bring
+a conflict back unnoticed. The coder calls :func:`resolve` on its candidates and
+raises the ``EXCLUDES1`` flag for each :class:`Dropped` it returns.
 
 The notes are free text, so this module parses the code references in them:
 single codes ("(M48.4)"), codes with a trailing dash for a whole subtree
@@ -23,18 +22,33 @@ covers the codes from its first endpoint to the last descendant of its second
 (so "M05-M14" covers M1A, which the tabular list files before M10). Every
 code's notes are parsed once and cached, since the coder checks every pair of
 candidates on every note.
+
+The tabular list is read through a :class:`~notecoder.icd10cm.CodeTable`, by
+default the compact one, which holds the position of every item the notes of its
+codes could name (:func:`code_spellings`); the functions take another table
+(``icd10cm.full_table()``) to read notes about codes outside it.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 
-import simple_icd_10_cm as icd
+from notecoder import icd10cm
+from notecoder.errors import Errors
+from notecoder.icd10cm import CodeTable
 
-__all__ = ["Dropped", "Reference", "excluded_by", "notes_of", "references", "resolve"]
+__all__ = [
+    "Dropped",
+    "Reference",
+    "code_spellings",
+    "excluded_by",
+    "notes_of",
+    "references",
+    "resolve",
+]
 
 #: One code as the notes write it: category, optional dot and up to four more
 #: characters ("M80", "M46.4", "I69." with a bare dot, "S13.4XXA").
@@ -59,34 +73,18 @@ _NTH = re.compile(
 )
 _SUFFIX = re.compile(r"\.(?P<lo>[0-9A-Z]+)-?(?:\s*-\s*\.(?P<hi>[0-9A-Z]+)-?)?$")
 _FINAL = re.compile(r"final characters?\s*-?(?P<value>[0-9A-Z]+)$")
-#: Symptom codes: when two codes exclude each other, the symptom goes (spec
-#: section 2 keeps a documented condition over M53.8-/M54.- pain codes).
+#: Symptom codes: when two codes exclude each other, the symptom goes
+#: (docs/coding-rules.md section 2 keeps a documented condition over M53.8-/M54.- pain codes).
 _SYMPTOM = re.compile(r"M53\.8|M54\.")
 _NOS = re.compile(r"\bNOS\b")
 
 
-@cache
-def _positions() -> dict[str, int]:
-    """Each item of the tabular list (chapters, blocks, codes) by its position."""
-    return {code: i for i, code in enumerate(icd.get_all_codes(True))}
-
-
-@cache
-def _last_descendant(code: str) -> int:
-    """Position of the last item under ``code`` in the tabular list (itself if a leaf)."""
-    descendants = icd.get_descendants(code)
-    positions = _positions()
-    return max((positions[d] for d in descendants), default=positions[code])
-
-
-def _canonical(code: str) -> str:
+def _canonical(code: str, table: CodeTable) -> str:
     """The dotted spelling the tabular list files ``code`` under; ValueError if unknown."""
     code = code.strip().upper()
-    if code in _positions():
-        return code
-    dotted = icd.add_dot(code) if icd.is_valid_item(code) else code
-    if dotted not in _positions():
-        raise ValueError(f"{code!r} is not an item of the ICD-10-CM tabular list")
+    dotted = table.locate(code)
+    if dotted is None:
+        raise ValueError(Errors.E070.format(code=code, table=table.name))
     return dotted
 
 
@@ -96,25 +94,25 @@ class Reference:
 
     ``lo`` and ``hi`` are tabular items (equal for a single code); ``qualifier``
     is the test a qualifier such as "with fifth character 4" puts on the
-    dotless code, or None when the reference has none.
+    dotless code, or None when the reference has none; ``table`` places them.
     """
 
     lo: str
     hi: str
-    qualifier: Callable[[str], bool] | None = None
+    qualifier: Callable[[str], bool] | None
+    table: CodeTable = field(compare=False, repr=False)
 
     @property
     def span(self) -> int:
         """How many tabular items the reference covers, less one (0 for a leaf)."""
-        return _last_descendant(self.hi) - _positions()[self.lo]
+        return self.table.extent(self.hi)[1] - self.table.extent(self.lo)[0]
 
     def contains(self, code: str) -> bool:
         """True if ``code`` (dotted, valid) lies in this reference."""
-        positions = _positions()
-        at = positions[code]
-        if not positions[self.lo] <= at <= _last_descendant(self.hi):
+        at = self.table.extent(code)[0]
+        if not self.table.extent(self.lo)[0] <= at <= self.table.extent(self.hi)[1]:
             return False
-        return self.qualifier is None or self.qualifier(icd.remove_dot(code))
+        return self.qualifier is None or self.qualifier(code.replace(".", ""))
 
 
 def _qualifier(text: str) -> Callable[[str], bool]:
@@ -136,7 +134,7 @@ def _qualifier(text: str) -> Callable[[str], bool]:
     raise KeyError(text)
 
 
-def _parse_segment(text: str) -> list[Reference]:
+def _parse_segment(text: str, table: CodeTable) -> list[Reference]:
     """The references in one run of text; a trailing "with ..." qualifies all of them.
 
     A qualifier this parser cannot read ("with ketoacidosis") makes the segment
@@ -145,10 +143,10 @@ def _parse_segment(text: str) -> list[Reference]:
     found: list[tuple[str, str]] = []
     end = 0
     for match in _REFERENCE.finditer(text):
-        lo = (match["lo"] or match["one"]).rstrip(".")
-        hi = (match["hi"] or match["one"]).rstrip(".")
-        if icd.is_valid_item(lo) and icd.is_valid_item(hi):
-            found.append((_canonical(lo), _canonical(hi)))
+        lo = table.locate((match["lo"] or match["one"]).rstrip("."))
+        hi = table.locate((match["hi"] or match["one"]).rstrip("."))
+        if lo is not None and hi is not None:
+            found.append((lo, hi))
             end = match.end()
     if not found:
         return []
@@ -158,43 +156,69 @@ def _parse_segment(text: str) -> list[Reference]:
             qualifier = _qualifier(rest["what"])
         except KeyError:
             return []
-    return [Reference(lo, hi, qualifier) for lo, hi in found]
+    return [Reference(lo, hi, qualifier, table) for lo, hi in found]
+
+
+def _segments(note: str) -> list[str]:
+    """The runs of text a note's references are read from: its parentheses, then the
+    whole note (read only where the parentheses name no code)."""
+    return [*_PAREN.findall(note), note]
 
 
 @cache
-def references(note: str) -> tuple[Reference, ...]:
+def references(note: str, table: CodeTable | None = None) -> tuple[Reference, ...]:
     """The codes, subtrees and ranges one Excludes1 note names.
 
     References are read from the note's parentheses ("discitis NOS (M46.4-)");
     only a note with no code in parentheses is read whole ("torticollis NOS
     M43.6"), so that words like "T12" in a description are not taken for codes.
     """
-    refs = [ref for group in _PAREN.findall(note) for ref in _parse_segment(group)]
+    table = icd10cm.table() if table is None else table
+    *groups, whole = _segments(note)
+    refs = [ref for group in groups for ref in _parse_segment(group, table)]
     if not refs:
-        refs = _parse_segment(note)
+        refs = _parse_segment(whole, table)
     return tuple(refs)
 
 
+def code_spellings(note: str) -> set[str]:
+    """Every code spelling :func:`references` could look up in a note, named or not.
+
+    A table that can place each of these that the tabular list has reads the note
+    as the whole list does: ``notecoder.icd10cm.derive`` keeps their positions.
+    """
+    return {
+        match[group].rstrip(".")
+        for text in _segments(note)
+        for match in _REFERENCE.finditer(text)
+        for group in ("lo", "hi", "one")
+        if match[group]
+    }
+
+
 @cache
-def notes_of(code: str) -> tuple[tuple[str, str, tuple[Reference, ...]], ...]:
+def notes_of(
+    code: str, table: CodeTable | None = None
+) -> tuple[tuple[str, str, tuple[Reference, ...]], ...]:
     """(owner, note, references) for the Excludes1 notes of ``code`` and its ancestors.
 
     Nearest first (the code's own notes, then its parent's, up to block and
     chapter), in tabular order within one item. Raises ValueError for a code
-    the tabular list does not have.
+    the table does not have.
     """
-    code = _canonical(code)
+    table = icd10cm.table() if table is None else table
+    code = _canonical(code, table)
     out: list[tuple[str, str, tuple[Reference, ...]]] = []
-    for owner in (code, *icd.get_ancestors(code)):
-        for note in icd.get_excludes1(owner):
-            refs = references(note)
+    for owner in (code, *table.ancestors(code)):
+        for note in table[owner].excludes1:
+            refs = references(note, table)
             if refs:
                 out.append((owner, note, refs))
     return tuple(out)
 
 
 @cache
-def _excluded(code_a: str, code_b: str) -> tuple[str, str] | None:
+def _excluded(code_a: str, code_b: str, table: CodeTable) -> tuple[str, str] | None:
     """(note, owner) of the note of ``code_a`` (or an ancestor) that names ``code_b``.
 
     The nearest item with such a note wins; among its notes, the one whose
@@ -202,9 +226,9 @@ def _excluded(code_a: str, code_b: str) -> tuple[str, str] | None:
     and in "lumbarization and sacralization (Q76.4)": the second is the one to
     quote), then the first in tabular order.
     """
-    b = _canonical(code_b)
+    b = _canonical(code_b, table)
     best: tuple[int, str, str] | None = None
-    for owner, note, refs in notes_of(code_a):
+    for owner, note, refs in notes_of(code_a, table):
         if best is not None and owner != best[2]:
             break
         spans = [ref.span for ref in refs if ref.contains(b)]
@@ -213,7 +237,7 @@ def _excluded(code_a: str, code_b: str) -> tuple[str, str] | None:
     return (best[1], best[2]) if best else None
 
 
-def excluded_by(code_a: str, code_b: str) -> str | None:
+def excluded_by(code_a: str, code_b: str, table: CodeTable | None = None) -> str | None:
     """The Excludes1 note of ``code_a`` (or an ancestor of it) that names ``code_b``.
 
     A note names ``code_b`` when one of its references is ``code_b``, an
@@ -223,9 +247,10 @@ def excluded_by(code_a: str, code_b: str) -> str | None:
     before its parent's) and, at that level, the narrowest. The note is
     returned as the tabular list writes it, for the flag to quote; None when no
     note of ``code_a`` names ``code_b``. Codes are accepted with or without the
-    dot; ValueError for an unknown code.
+    dot; ValueError for a code the table (default: the compact one) does not have.
     """
-    found = _excluded(_canonical(code_a), _canonical(code_b))
+    table = icd10cm.table() if table is None else table
+    found = _excluded(_canonical(code_a, table), _canonical(code_b, table), table)
     return found[0] if found else None
 
 
@@ -243,7 +268,7 @@ class Dropped:
     note_of: str
 
 
-def _loser(a: str, b: str) -> tuple[str, str, str, str] | None:
+def _loser(a: str, b: str, table: CodeTable) -> tuple[str, str, str, str] | None:
     """(dropped, kept, note, note_of) for one excluded pair, or None if allowed.
 
     The note of ``a`` that names ``b`` sends the condition to ``b``: ``b`` is the
@@ -254,7 +279,7 @@ def _loser(a: str, b: str) -> tuple[str, str, str, str] | None:
     goes; failing that the code later in the tabular list goes, so the choice
     never depends on the order of the candidates.
     """
-    ab, ba = _excluded(a, b), _excluded(b, a)
+    ab, ba = _excluded(a, b, table), _excluded(b, a, table)
     if ab is None and ba is None:
         return None
     if ab is not None and ba is not None:
@@ -265,7 +290,7 @@ def _loser(a: str, b: str) -> tuple[str, str, str, str] | None:
         elif a_is_symptom != b_is_symptom:
             drop_a = a_is_symptom
         else:
-            drop_a = _positions()[a] > _positions()[b]
+            drop_a = table.extent(a)[0] > table.extent(b)[0]
         ab, ba = (ab, None) if drop_a else (None, ba)
     if ab is not None:
         return a, b, ab[0], ab[1]
@@ -274,7 +299,7 @@ def _loser(a: str, b: str) -> tuple[str, str, str, str] | None:
 
 
 def resolve(
-    codes: Iterable[str], related: Callable[[str, str], bool]
+    codes: Iterable[str], related: Callable[[str, str], bool], table: CodeTable | None = None
 ) -> tuple[list[str], list[Dropped]]:
     """Drop codes until no two related codes break an Excludes1 note.
 
@@ -293,21 +318,22 @@ def resolve(
     ``codes``; the kept list keeps their order (first of any duplicates), and
     the dropped list follows it too.
     """
+    table = icd10cm.table() if table is None else table
     canon: dict[str, str] = {}
     for code in codes:  # first spelling of each code, in the given order
-        if _canonical(code) not in canon.values():
-            canon[code] = _canonical(code)
+        if _canonical(code, table) not in canon.values():
+            canon[code] = _canonical(code, table)
     given = list(canon)
     beaten_by: dict[str, list[tuple[str, str, str]]] = {code: [] for code in given}
     for i, a in enumerate(given):
         for b in given[i + 1 :]:
-            lost = _loser(canon[a], canon[b])
+            lost = _loser(canon[a], canon[b], table)
             if lost is None or not related(a, b):
                 continue
             dropped, kept = (a, b) if lost[0] == canon[a] else (b, a)
             beaten_by[dropped].append((kept, lost[2], lost[3]))
 
-    order = sorted(given, key=lambda code: _positions()[canon[code]])
+    order = sorted(given, key=lambda code: table.extent(canon[code])[0])
     rank = {code: i for i, code in enumerate(order)}
     kept_set: set[str] = set()
     dropped_by: dict[str, Dropped] = {}

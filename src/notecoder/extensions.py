@@ -6,9 +6,18 @@ here, never through component state, so any component can be replaced alone.
 A mention's attributes, ConText's ``is_negated`` and the rest included (same
 names and defaults as medspaCy's, which never registers over an existing one),
 live in one :class:`Mention` record per span.
+
+:data:`ATTRIBUTES` is the contract between the components: every custom attribute
+and span group they pass on, with the component that sets it and those that read
+it. The factories declare the same in their ``assigns`` and ``requires``, so
+``nlp.analyze_pipes()`` can tell when a replaced or reordered component leaves one
+unset (tests/test_conventions.py keeps the table and the factories in step).
 """
 
 from __future__ import annotations
+
+from functools import partial
+from typing import NamedTuple
 
 import numpy
 from spacy.attrs import SENT_START
@@ -20,6 +29,73 @@ SPANS_KEY = "notecoder"
 #: Region words ("lumbar", "low back", "neck") found by the level component.
 #: They are not entities of their own; linking reads them.
 REGION_WORDS_KEY = "notecoder_region_words"
+
+
+class Attribute(NamedTuple):
+    """Who registers a custom attribute or span group, who sets it, who reads it."""
+
+    #: The package that registers it ("notecoder", "medspaCy", "scispaCy"; "spaCy" for
+    #: a span group, which needs no registering).
+    owner: str
+    #: Factory names; a dotted name is code outside the pipeline (``notecoder.api``).
+    set_by: tuple[str, ...]
+    read_by: tuple[str, ...]
+
+
+#: What a mention's attributes are for: coding, and the result that explains it.
+_CODER_AND_RESULT = ("notecoder_coder", "notecoder.result")
+
+#: Every attribute and span group the pipeline's components pass on, named as in a
+#: factory's ``assigns``/``requires``. ``notecoder.result`` builds ``suggest()``'s
+#: output from them.
+ATTRIBUTES: dict[str, Attribute] = {
+    f'doc.spans["{SPANS_KEY}"]': Attribute(
+        "spaCy",
+        ("notecoder_levels", "notecoder_entities"),
+        ("notecoder_entities", "notecoder_context", "notecoder_linker", *_CODER_AND_RESULT),
+    ),
+    f'doc.spans["{REGION_WORDS_KEY}"]': Attribute(
+        "spaCy", ("notecoder_levels",), ("notecoder_entities", "notecoder_linker")
+    ),
+    "doc._.sections": Attribute(
+        "medspaCy", ("notecoder_sectionizer",), ("notecoder_context", *_CODER_AND_RESULT)
+    ),
+    "span._.section_category": Attribute("notecoder", ("notecoder_sectionizer",), ()),
+    "token._.section_category": Attribute("notecoder", ("notecoder_sectionizer",), ()),
+    "doc._.abbreviations": Attribute(
+        "scispaCy", ("notecoder_abbreviations",), ("notecoder_entities",)
+    ),
+    "span._.long_form": Attribute(
+        "scispaCy", ("notecoder_abbreviations",), ("notecoder_entities",)
+    ),
+    "span._.levels": Attribute("notecoder", ("notecoder_levels",), _CODER_AND_RESULT),
+    "span._.region": Attribute(
+        "notecoder", ("notecoder_levels",), ("notecoder_linker", *_CODER_AND_RESULT)
+    ),
+    "span._.regions": Attribute(
+        "notecoder",
+        ("notecoder_levels", "notecoder_linker"),
+        ("notecoder_linker", *_CODER_AND_RESULT),
+    ),
+    "span._.concept": Attribute("notecoder", ("notecoder_entities",), _CODER_AND_RESULT),
+    "span._.side": Attribute("notecoder", ("notecoder_entities",), _CODER_AND_RESULT),
+    "span._.modality": Attribute("notecoder", ("notecoder_entities",), _CODER_AND_RESULT),
+    "span._.duration": Attribute("notecoder", ("notecoder_entities",), _CODER_AND_RESULT),
+    "span._.response": Attribute("notecoder", ("notecoder_entities",), _CODER_AND_RESULT),
+    "span._.abbreviation_of": Attribute("notecoder", ("notecoder_entities",), ()),
+    "span._.is_negated": Attribute("notecoder", ("notecoder_context",), _CODER_AND_RESULT),
+    "span._.is_uncertain": Attribute("notecoder", ("notecoder_context",), _CODER_AND_RESULT),
+    "span._.is_historical": Attribute("notecoder", ("notecoder_context",), _CODER_AND_RESULT),
+    "span._.is_hypothetical": Attribute("notecoder", ("notecoder_context",), _CODER_AND_RESULT),
+    "span._.is_family": Attribute("notecoder", ("notecoder_context",), _CODER_AND_RESULT),
+    "span._.modifiers": Attribute("medspaCy", ("notecoder_context",), ("notecoder.result",)),
+    "doc._.context_graph": Attribute("medspaCy", ("notecoder_context",), ("notecoder.result",)),
+    "doc._.context_targets": Attribute("notecoder", ("notecoder_context",), ()),
+    "span._.linked_levels": Attribute("notecoder", ("notecoder_linker",), _CODER_AND_RESULT),
+    "doc._.setting": Attribute("notecoder", ("notecoder.api",), _CODER_AND_RESULT),
+    "doc._.codes": Attribute("notecoder", ("notecoder_coder",), ("notecoder.result",)),
+    "doc._.flags": Attribute("notecoder", ("notecoder_coder",), ("notecoder.result",)),
+}
 
 
 class Mention:
@@ -81,7 +157,30 @@ def mention(span: Span) -> Mention:
     found = data.get(key)
     if found is None:
         found = data[key] = Mention()
+        data.setdefault(_SPANS_STATE_KEY, SPANS_BOUND)  # (a Doc read from bytes keeps its state)
     return found
+
+
+#: ``doc.user_data[_SPANS_STATE_KEY]``: are the Span values of the Doc's records its own
+#: Spans? A Doc read from bytes holds refs instead (see notecoder.serialization).
+_SPANS_STATE_KEY = "notecoder.spans_bound"
+
+
+class _SpansBound:
+    """The state of a Doc whose records hold its own Spans (packs as "unbound")."""
+
+
+SPANS_BOUND = _SpansBound()
+
+
+def restore(doc: Doc) -> Doc:
+    """The Doc, with the Spans of a Doc read from bytes found again (once; then free)."""
+    if doc.user_data.get(_SPANS_STATE_KEY, SPANS_BOUND) is not SPANS_BOUND:
+        from notecoder.serialization import bind_spans
+
+        bind_spans(doc)
+        doc.user_data[_SPANS_STATE_KEY] = SPANS_BOUND
+    return doc
 
 
 _DOC_ATTRS: dict[str, object] = {
@@ -161,17 +260,47 @@ def sentence_text(item: Span) -> str:
     return doc_text(item.doc)[sentence.start_char : sentence.end_char]
 
 
+def _get_span_attr(span: Span, name: str) -> object:
+    # (restore: users may call the getters on a Doc read from bytes; the pipeline's own
+    # readers restore once per Doc)
+    restore(span.doc)
+    return getattr(mention(span), name)
+
+
+def _set_span_attr(span: Span, value: object, name: str) -> None:
+    setattr(mention(span), name, value)
+
+
+def _get_doc_attr(doc: Doc, key: tuple[str, str], default: object) -> object:
+    return restore(doc).user_data.get(key, default)
+
+
+def _set_doc_attr(doc: Doc, value: object, key: tuple[str, str]) -> None:
+    doc.user_data[key] = value
+
+
 def register() -> None:
-    """Register every notecoder extension (idempotent)."""
+    """Register every notecoder extension (idempotent).
+
+    The getters and setters are partials of module functions, not lambdas: spaCy
+    pickles the extensions into the worker processes of ``nlp.pipe(n_process=...)``
+    where they are spawned, not forked.
+    """
     for name in Mention.__slots__:
         Span.set_extension(
             name,
-            getter=lambda span, name=name: getattr(mention(span), name),
-            setter=lambda span, value, name=name: setattr(mention(span), name, value),
+            getter=partial(_get_span_attr, name=name),
+            setter=partial(_set_span_attr, name=name),
             force=True,
         )
     for name, default in _DOC_ATTRS.items():
-        Doc.set_extension(name, default=default, force=True)
+        key = ("notecoder.doc", name)
+        Doc.set_extension(
+            name,
+            getter=partial(_get_doc_attr, key=key, default=default),
+            setter=partial(_set_doc_attr, key=key),
+            force=True,
+        )
 
 
 register()

@@ -1,4 +1,4 @@
-"""A formats.md result as a FHIR R4 ``Bundle``, for scribes and EHRs that take FHIR.
+"""A docs/formats.md result as a FHIR R4 ``Bundle``, for scribes and EHRs that take FHIR.
 
 The mapping (plain dicts, no FHIR library at run time, so the service does not
 need one; the tests validate the output with ``fhir.resources``' R4B models,
@@ -15,7 +15,7 @@ which are wire-compatible with R4 for every resource used here):
   for a span of the note's text, so ``evidence.detail`` is a display-only
   Reference (the mention's text), ``evidence.code.text`` is the mention label
   and the complex extension :data:`SPAN_URL` on the evidence carries ``start``
-  and ``end`` (character offsets into the note, end exclusive, as formats.md),
+  and ``end`` (character offsets into the note, end exclusive, as docs/formats.md),
   ``text``, ``label`` and ``section``.
 - Gap flags: each flag is a ``DetectedIssue`` (status *preliminary*, code in
   :data:`FLAG_SYSTEM`, ``detail`` = the message, evidence spans as above). A flag
@@ -153,7 +153,7 @@ def _detected_issue(
 def to_fhir_bundle(
     result: dict[str, Any], *, subject: dict[str, Any] | None = None
 ) -> dict[str, Any]:
-    """The FHIR R4 ``Bundle`` (type collection) for one formats.md result.
+    """The FHIR R4 ``Bundle`` (type collection) for one docs/formats.md result.
 
     ``subject`` is a FHIR Reference (e.g. ``{"reference": "Patient/123"}``) for
     the Conditions and DetectedIssues; without it a display-only placeholder.

@@ -1,7 +1,8 @@
-"""Documentation-gap flags (coding-rules.md section 4), each with its evidence.
+"""Documentation-gap flags (docs/coding-rules.md section 4), each with its evidence.
 
 A flag is what a coder or auditor would query the provider about. The names
-are fixed by the spec; the message says what is missing in plain words.
+are fixed by docs/coding-rules.md section 4; the message says what is missing
+in plain words.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def compute_flags(
     rules: dict[str, Any],
     dropped: Sequence[tuple[Candidate, Candidate, Dropped]] = (),
 ) -> list[dict[str, Any]]:
-    """All flags that apply to the note, in the spec's order."""
+    """All flags that apply to the note, in the order of docs/coding-rules.md section 4."""
     flags: list[dict[str, Any]] = []
     pain_prefixes = tuple(rules["pain_codes"])
     conditions = [c for c in candidates if c.kind == "condition"]

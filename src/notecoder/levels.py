@@ -1,6 +1,6 @@
 """Spinal levels: every way a note writes them, normalised to vertebrae and a region.
 
-coding-rules.md section 1 decides the region character of most spine codes, so
+docs/coding-rules.md section 1 decides the region character of most spine codes, so
 "T12-L1", "T12–L1", "T12/L1", "T-12 to L-1", "the twelfth thoracic vertebra"
 and "thoracolumbar junction" must all come out the same. This module has the
 pure parts (``parse_level``, ``region_of``, ``root_levels``) and the
@@ -62,10 +62,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from spacy.language import Language
 from spacy.tokens import Doc, Span
 
-from notecoder.extensions import REGION_WORDS_KEY, SPANS_KEY, Mention, doc_text, mention
+from notecoder.extensions import REGION_WORDS_KEY, Mention, doc_text, mention
 from notecoder.rulefile import RULES_DIR, RuleFileComponent, read_rule_file
 from notecoder.spans import Containing, DocView, TokenText, plain_sentences
 
@@ -81,7 +80,7 @@ VERTEBRAE: tuple[str, ...] = (
 _INDEX = {v: i for i, v in enumerate(VERTEBRAE)}
 _MAX = {"C": 8, "T": 12, "L": 5, "S": 5}  # C8 exists as a nerve root only
 
-#: Region of a single vertebra (coding-rules.md section 1).
+#: Region of a single vertebra (docs/coding-rules.md section 1).
 _VERTEBRA_REGION = {
     **{v: "occipito-atlanto-axial" for v in ("C0", "C1", "C2")},
     **{f"C{i}": "cervical" for i in range(3, 8)},
@@ -455,12 +454,6 @@ def _sentence(text: str, start: int, end: int, width: int) -> tuple[int, int]:
         lo = last.end()
     stop = _SENTENCE_END.search(text, end, hi)
     return lo, stop.start() if stop else hi
-
-
-@Language.factory("notecoder_levels", default_config={"spans_key": SPANS_KEY})
-def make_level_detector(nlp: Language, name: str, spans_key: str) -> "LevelDetector":
-    """Build the level detector; its patterns come at ``initialize`` or ``from_disk``."""
-    return LevelDetector(name, spans_key)
 
 
 class LevelDetector(RuleFileComponent):

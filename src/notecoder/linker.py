@@ -18,19 +18,12 @@ from collections import defaultdict
 from functools import cached_property
 
 from spacy.attrs import LOWER
-from spacy.language import Language
 from spacy.tokens import Doc, Span
 
-from notecoder.extensions import REGION_WORDS_KEY, SPANS_KEY, doc_text, mention
+from notecoder.extensions import REGION_WORDS_KEY, doc_text, mention
 from notecoder.spans import Containing, DocView
 
 LINKED_LABELS = ("CONDITION", "PAIN", "IMAGING_FINDING", "TREATMENT")
-
-
-@Language.factory("notecoder_linker", default_config={"spans_key": SPANS_KEY})
-def make_linker(nlp: Language, name: str, spans_key: str) -> "Linker":
-    """Build the linker (it has no rules: nothing to save)."""
-    return Linker(spans_key)
 
 
 class Linker:
@@ -192,7 +185,7 @@ def is_precise(anchor: Span) -> bool:
     """A level written as vertebrae (T12-L1, L5 root), not a region name.
 
     Region names ("thoracolumbar junction", "lumbar") yield to precise levels
-    when both are linked: coding-rules.md lets the levels decide the code.
+    when both are linked: docs/coding-rules.md lets the levels decide the code.
     (The text is sliced from the note's: ``anchor.text`` builds a Token per token.)
     """
     if anchor.label_ != "SPINAL_LEVEL":

@@ -1,7 +1,8 @@
-"""Build the notecoder pipeline from pipelines/, or load an assembled one.
+"""Build the notecoder pipeline from its definition, or load an assembled one.
 
-``load()`` reads pipelines/spine/config.cfg and its rule files (data, not code)
-and initialises every component from them; ``build()`` saves the result to a
+``load()`` reads pipelines/spine/config.cfg and its rule files (data, not code;
+installed as the package data ``notecoder.pipelines``) and initialises every
+component from them; ``build()`` saves the result to a
 folder (models/spine) that ``load(path)`` or plain ``spacy.load`` reads back
 with no rule file beside it, because each component saves its own rules.
 """
@@ -16,27 +17,30 @@ import spacy
 from spacy.language import Language
 from spacy.util import load_config, load_model_from_config
 
-# Importing the component modules registers their factories.
+# Importing these registers the factories, the tokenizer, the pattern reader and the
+# encoders that carry a coded Doc through Doc.to_bytes.
 from notecoder import (  # noqa: F401
     abbreviations,
     coder,
     context,
     entities,
     extensions,
+    factories,
     levels,
     linker,
     sections,
     sentences,
+    serialization,
     terminology,
     tokenizer,
 )
 from notecoder.errors import Errors, PipelineLoadError
+from notecoder.rulefile import RULES_DIR
 
-#: The pipeline definitions of the checkout this package was installed from.
-PIPELINES_DIR = Path(__file__).resolve().parents[2] / "pipelines"
-DEFAULT_PIPELINE = PIPELINES_DIR / "spine"
-#: Where ``notecoder build`` puts the assembled pipeline.
-DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "spine"
+#: The pipeline definition ``load()`` assembles by default (package data).
+DEFAULT_PIPELINE = RULES_DIR
+#: Where ``notecoder build`` puts the assembled pipeline (relative to the working folder).
+DEFAULT_MODEL = Path("models") / "spine"
 #: spaCy refuses longer texts; our own limit (notecoder.api.MAX_NOTE_CHARS) is lower.
 _SPACY_MAX_LENGTH = 5_000_000
 
@@ -96,9 +100,10 @@ def build(output: str | Path = DEFAULT_MODEL, definition: str | Path | None = No
         version=version("notecoder"),
         description="notecoder: spine notes to ICD-10-CM suggestions with gap flags",
     )
+    # The rules now travel inside the saved components: the definition folder they
+    # were read from (an install's or a checkout's path) is no part of the pipeline.
+    nlp.config["paths"]["rules"] = None
     output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
     nlp.to_disk(output)
-    # The rules now live inside the folder; keep this checkout's path out of it.
-    config = output / "config.cfg"
-    config.write_text(config.read_text().replace(f'"{definition}"', '"pipelines/spine"', 1))
     return output

@@ -1,4 +1,4 @@
-"""Spinal regions as coding-rules.md section 1 defines them.
+"""Spinal regions as docs/coding-rules.md section 1 defines them.
 
 The region is what the 5th/6th character of the region-coded families names
 (notecoder.codes finds that character by the region's words in the tabular

@@ -1,4 +1,4 @@
-"""A processed Doc as the result JSON of formats.md (field names are fixed there)."""
+"""A processed Doc as the result JSON of docs/formats.md (field names are fixed there)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from spacy.tokens import Doc, Span
 
 from notecoder.codes import description
 from notecoder.context import CATEGORY_ATTRIBUTE
-from notecoder.extensions import SPANS_KEY, doc_text, mention, sentence_bounds
+from notecoder.extensions import SPANS_KEY, doc_text, mention, restore, sentence_bounds
 from notecoder.sections import section_of
 
 
@@ -32,7 +32,7 @@ _PHRASE_WORDS = frozenset(
 def diagnostic_phrase(span: Span) -> tuple[int, int]:
     """The token bounds of a mention's whole diagnostic phrase: "fracture dislocation,
     C2", "severe foraminal narrowing at L4-5 and L5-S1", not "Fracture"
-    (coding-rules.md section 4).
+    (docs/coding-rules.md section 4).
 
     The mention grows over its own linked levels and region words where only
     qualifiers and connectors stand between them, within its sentence.
@@ -122,7 +122,7 @@ def modifiers(span: Span, found: Triggers) -> list[dict[str, Any]]:
 
 
 def entity(span: Span, found: Triggers) -> dict[str, Any]:
-    """One mention as a formats.md entity."""
+    """One mention as a docs/formats.md entity."""
     attrs = mention(span)
     start, end, label = span.start_char, span.end_char, span.label_
     out: dict[str, Any] = {
@@ -160,7 +160,8 @@ def entity(span: Span, found: Triggers) -> dict[str, Any]:
 
 
 def doc_to_result(doc: Doc, note_id: str | None) -> dict[str, Any]:
-    """The formats.md result for a Doc the full pipeline has processed."""
+    """The docs/formats.md result for a Doc the full pipeline has processed."""
+    restore(doc)  # (a Doc from nlp.pipe(n_process=...) or a DocBin was read from bytes)
     context = triggers(doc)
     found: dict[Span, dict[str, Any]] = {}
 

@@ -29,7 +29,7 @@ from medspacy.section_detection.section import Section
 from spacy.language import Language
 from spacy.tokens import Doc, Span, Token
 
-from notecoder.extensions import SPANS_KEY, doc_text
+from notecoder.extensions import doc_text
 from notecoder.matching import LeanMatcher
 from notecoder.rulefile import RuleFileComponent
 
@@ -94,10 +94,13 @@ def _list_starts(doc: Doc, sections: list[Section]) -> tuple[list[Section], list
     return cached
 
 
-@Language.factory("notecoder_sectionizer", default_config={"span_group_name": SPANS_KEY})
-def make_sectionizer(nlp: Language, name: str, span_group_name: str) -> "NotecoderSectionizer":
-    """Build the sectionizer; rules come at ``initialize`` or ``from_disk``."""
-    return NotecoderSectionizer(nlp, name, span_group_name)
+# medspaCy's ``section_category`` reads ``token._.section``, which only its own
+# sectionizer sets (ours does not, see ``NotecoderSectionizer.__call__``): it would be
+# None on every mention. Ours reads ``doc._.sections``, as medspaCy's would after its
+# own sectionizer. Forced, as medspaCy registered its getter on import; medspaCy never
+# forces its registrations, so importing or building medspaCy later keeps ours.
+Span.set_extension("section_category", getter=section_of, force=True)
+Token.set_extension("section_category", getter=section_of, force=True)
 
 
 class NotecoderSectionizer(RuleFileComponent, Sectionizer):

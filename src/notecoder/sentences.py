@@ -28,7 +28,6 @@ from typing import Any
 
 import numpy
 from spacy.attrs import IDX, LENGTH, SENT_START
-from spacy.language import Language
 from spacy.tokens import Doc
 
 from notecoder.extensions import doc_text
@@ -37,12 +36,6 @@ from notecoder.rulefile import RuleFileComponent
 _TERMINAL = {".", "!", "?", "...", "…"}
 _LIST_NUMBER = re.compile(r"^(?:#?\d{1,2}|[a-z])$")
 _BULLETS = {"-", "*", "•", "–", "·"}
-
-
-@Language.factory("notecoder_sentences")
-def make_sentence_splitter(nlp: Language, name: str) -> "SentenceSplitter":
-    """Build the splitter; its word lists come at ``initialize`` or ``from_disk``."""
-    return SentenceSplitter(name)
 
 
 class SentenceSplitter(RuleFileComponent):

@@ -1,7 +1,7 @@
 """``notecoder serve``: the pipeline as an HTTP service for AI scribes, and a coder review page.
 
 Endpoints (see ``/openapi.json``): ``POST /v1/suggest`` and ``POST /v1/suggest/batch``
-(formats.md results, or a FHIR R4 Bundle with ``?format=fhir``), ``GET
+(docs/formats.md results, or a FHIR R4 Bundle with ``?format=fhir``), ``GET
 /v1/codes/{code}`` (the tabular list entry of a code), ``GET /health`` and ``GET
 /review`` (an offline HTML page where a coder pastes a note and checks the result).
 
@@ -86,15 +86,14 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import simple_icd_10_cm as icd
 from pydantic import BaseModel, ConfigDict, StrictStr, field_validator
 from spacy.language import Language
 from spacy.tokens import Doc
 
 import notecoder
+from notecoder import icd10cm
 from notecoder.api import suggest
 from notecoder.batch import MAX_NEW_STRINGS
-from notecoder.codes import is_billable
 from notecoder.errors import Errors, PipelineLoadError, UserError
 from notecoder.fhir import to_fhir_batch_bundle, to_fhir_bundle
 from notecoder.pipeline import load as load_pipeline
@@ -362,6 +361,8 @@ class _Budgeted:
     def __init__(self, nlp: Language, deadline: float) -> None:
         self._nlp = nlp
         self._deadline = deadline
+        if hasattr(nlp, "memory_zone"):  # spaCy 3.8: suggest() codes in a memory zone
+            self.memory_zone = nlp.memory_zone
 
     def _check(self) -> None:
         if time.monotonic() >= self._deadline:
@@ -759,39 +760,38 @@ def _where(loc: tuple[Any, ...] | list[Any]) -> str:
 
 
 def code_entry(code: str) -> dict[str, Any] | None:
-    """A code's tabular-list entry (None if unknown), read from simple-icd-10-cm.
+    """A code's tabular-list entry (None if unknown).
 
-    ``excludes1``/``excludes2`` are the code's own notes; the ``*_inherited``
+    Read from the coder's compact code table where it holds the code, else from the
+    whole list (``icd10cm.full_table()``: the first such request pays for parsing
+    it). ``excludes1``/``excludes2`` are the code's own notes; the ``*_inherited``
     lists add those of its ancestors (a block's Excludes1 applies to every code in
     it, e.g. discitis NOS at M50-M54), nearest first.
     """
     key = code.strip().upper()
-    if not key or len(key) > 16 or not icd.is_valid_item(key):
+    if not key or len(key) > 16:
         return None
-    dotted = icd.add_dot(key)
-    ancestors = icd.get_ancestors(dotted)
-    if icd.is_chapter(dotted):
-        kind = "chapter"
-    elif icd.is_block(dotted):
-        kind = "block"
-    elif icd.is_category(dotted):
-        kind = "category"
-    else:
-        kind = "subcategory"
+    table = icd10cm.table()
+    if key not in table:
+        table = icd10cm.full_table()
+        if key not in table:
+            return None
+    item = table[key]
+    ancestors = [table[a] for a in table.ancestors(item.code)]
     return {
-        "code": dotted,
-        "description": icd.get_description(dotted),
-        "kind": kind,
-        "parent": icd.get_parent(dotted) or None,
-        "children": list(icd.get_children(dotted)),
-        "billable": is_billable(dotted),
-        "excludes1": list(icd.get_excludes1(dotted)),
-        "excludes2": list(icd.get_excludes2(dotted)),
+        "code": item.code,
+        "description": item.description,
+        "kind": item.kind,
+        "parent": item.parent,
+        "children": list(item.children),
+        "billable": table.is_billable(item.code),
+        "excludes1": list(item.excludes1),
+        "excludes2": list(item.excludes2),
         "excludes1_inherited": [
-            {"from": a, "note": n} for a in ancestors for n in icd.get_excludes1(a)
+            {"from": a.code, "note": n} for a in ancestors for n in a.excludes1
         ],
         "excludes2_inherited": [
-            {"from": a, "note": n} for a in ancestors for n in icd.get_excludes2(a)
+            {"from": a.code, "note": n} for a in ancestors for n in a.excludes2
         ],
     }
 
@@ -903,7 +903,7 @@ def create_app(nlp: Language | None = None, settings: Settings | None = None) ->
     format_query = Query(
         "json",
         alias="format",
-        description="json: the formats.md result; fhir: a FHIR R4 Bundle of Conditions",
+        description="json: the docs/formats.md result; fhir: a FHIR R4 Bundle of Conditions",
     )
 
     @app.post("/v1/suggest", summary="Code one note")
@@ -1115,62 +1115,6 @@ def run(
         ssl_keyfile=ssl_keyfile,
         ssl_certfile=ssl_certfile,
     )
-
-
-def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
-    """An argparse type: ``kind`` of the text, refused unless above zero."""
-
-    def parse(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
-        return value
-
-    return parse
-
-
-def add_serve_parser(sub: Any) -> argparse.ArgumentParser:
-    """The ``serve`` subcommand, for ``cli.main``'s subparsers."""
-    p = sub.add_parser("serve", help="run the HTTP service and the coder review page")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    p.add_argument("--workers", type=int, default=1, help="processes, one pipeline each")
-    p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
-    p.add_argument(
-        "--timeout",
-        type=_positive(float),
-        default=DEFAULT_TIMEOUT,
-        help=f"seconds a request may take to be coded, else 504 (default {DEFAULT_TIMEOUT:g})",
-    )
-    p.add_argument(
-        "--max-queue",
-        type=_positive(int),
-        default=DEFAULT_MAX_QUEUE,
-        help="requests per worker waiting or being coded, more get 503 "
-        f"(default {DEFAULT_MAX_QUEUE})",
-    )
-    p.add_argument(
-        "--api-key-file",
-        help=f"file holding the API key clients send as a Bearer token (or set {API_KEY_ENV})",
-    )
-    p.add_argument(
-        "--insecure-no-auth",
-        action="store_true",
-        help="serve on a non-loopback address without an API key (notes are PHI: don't)",
-    )
-    p.add_argument(
-        "--allowed-host",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="a Host name clients use, besides loopback and --host (repeatable; * for any)",
-    )
-    p.add_argument("--ssl-keyfile", help="TLS private key (PEM), with --ssl-certfile")
-    p.add_argument("--ssl-certfile", help="TLS certificate chain (PEM), with --ssl-keyfile")
-    return p
 
 
 def serve_command(args: argparse.Namespace) -> int:

@@ -471,33 +471,6 @@ def read_notes(spark: SparkSession, source: str) -> DataFrame:
 
 
 # -- command line --------------------------------------------------------------------
-def add_spark_parser(sub: Any) -> argparse.ArgumentParser:
-    """The ``notecoder spark`` subcommand, added to the ``notecoder`` parser's subparsers."""
-    from notecoder.api import SETTINGS
-
-    p = sub.add_parser("spark", help="code notes on Apache Spark into one Parquet folder per table")
-    p.add_argument("input", help="Parquet file or folder, Delta table folder, or metastore table")
-    p.add_argument("output", help="output folder: one Parquet folder per table")
-    p.add_argument("--id-col", help="note id column (default: note_id or id)")
-    p.add_argument("--text-col", help="note text column (default: note_text or text)")
-    p.add_argument("--date-col", help="note date column (default: note_date or date, if any)")
-    p.add_argument("--setting", choices=SETTINGS, default="outpatient")
-    p.add_argument("--master", help="Spark master (default: spark-submit's, else local[*])")
-    p.add_argument("--partitions", type=int, help="repartition the notes into N partitions")
-    p.add_argument(
-        "--table",
-        action="append",
-        choices=TABLES,
-        help="write only this table (repeatable; default: all five)",
-    )
-    p.add_argument("--timeout", type=float, default=60.0, help="seconds per note")
-    p.add_argument(
-        "--model", help="assembled pipeline folder as executors see it (notecoder build)"
-    )
-    p.add_argument("--overwrite", action="store_true", help="replace existing table folders")
-    return p
-
-
 def _session(master: str | None) -> tuple[SparkSession, bool]:
     """The active session (spark-submit, a notebook) or a new one; True if we made it."""
     from pyspark.sql import SparkSession
@@ -798,11 +771,11 @@ def spark_command(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """``python -m notecoder.spark`` or ``spark-submit .../notecoder/spark.py``: spark alone,
     with the errors, exit statuses and ``--debug`` of ``notecoder spark``."""
-    from notecoder import cli  # here, not above: cli imports this module
+    from notecoder import cli  # only this entry point needs the command line
 
     parser = cli.Parser(prog="notecoder", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    cli.add_debug_option(add_spark_parser(sub))
+    cli.add_debug_option(cli.add_spark_parser(sub))
     args = parser.parse_args(["spark", *(sys.argv[1:] if argv is None else argv)])
     return cli.run_command(spark_command, args, "notecoder spark")
 

@@ -21,6 +21,9 @@ phrase inside them from being read as the excluded condition.
 
 The result is committed data (pipelines/spine/terminology_patterns.jsonl),
 written by ``python -m notecoder.terminology``; a test checks it is up to date.
+The derivation reads the whole tabular list from simple-icd-10-cm, imported in
+the functions that derive: loading the pipeline imports this module (for
+``read_patterns``) and must not pay for parsing the list.
 """
 
 from __future__ import annotations
@@ -34,7 +37,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import simple_icd_10_cm as icd
 import spacy
 import srsly
 from spacy.language import Language
@@ -257,6 +259,8 @@ class _Rules:
 
     def region_of(self, code: str) -> tuple[bool, str | None]:
         """(True, region) when the description ends with a region phrase."""
+        import simple_icd_10_cm as icd
+
         match = self.region_suffix.search(icd.get_description(code))
         if not match:
             return False, None
@@ -365,6 +369,8 @@ def _seventh(code: str) -> bool:
 
 
 def _texts(code: str) -> list[str]:
+    import simple_icd_10_cm as icd
+
     return [icd.get_description(code), *icd.get_inclusion_term(code)]
 
 
@@ -376,6 +382,8 @@ def _stems(code: str, rules: _Rules) -> Iterator[Stem]:
     descriptions (M40.20, M46.2). Children that are not region variants (M45.A
     beside M45.0-M45.9) are walked as stems of their own.
     """
+    import simple_icd_10_cm as icd
+
     if code in rules.skip:
         return
     children = [c for c in icd.get_children(code) if not _seventh(c)]
@@ -403,6 +411,8 @@ def _stems(code: str, rules: _Rules) -> Iterator[Stem]:
 
 def _owners(families: dict[str, Any]) -> list[tuple[str, str]]:
     """(family stem, concept) for every family a hand-made concept is coded to."""
+    import simple_icd_10_cm as icd
+
     out = []
     for concept, spec in families.items():
         family = spec.get("family") if isinstance(spec, dict) else None
@@ -414,6 +424,8 @@ def _owners(families: dict[str, Any]) -> list[tuple[str, str]]:
 
 def _related(a: str, b: str) -> bool:
     """The same node, or one above the other."""
+    import simple_icd_10_cm as icd
+
     return a == b or icd.is_descendant(a, b) or icd.is_descendant(b, a)
 
 
@@ -425,6 +437,8 @@ def _check(stem: Stem) -> tuple[str | None, list[str | None]]:
     region it reaches at all; one wrong code drops the stem, since the coder
     would suggest it.
     """
+    import simple_icd_10_cm as icd
+
     good = 0
     wrong: list[str] = []
     unreachable: list[str | None] = []
@@ -451,6 +465,8 @@ def _excluded_terms(stem: Stem, rules: _Rules) -> Iterator[tuple[str, str]]:
     Both notes say the term is classified elsewhere. "see ..." pointers name no
     term of their own and are left out.
     """
+    import simple_icd_10_cm as icd
+
     nodes = [stem.code, *(a for a in icd.get_ancestors(stem.code) if not icd.is_chapter(a))]
     for node in nodes:
         for note in [*icd.get_excludes1(node), *icd.get_excludes2(node)]:

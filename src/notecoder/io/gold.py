@@ -1,4 +1,4 @@
-"""Annotated notes in the gold JSONL of formats.md, read with every problem reported.
+"""Annotated notes in the gold JSONL of docs/formats.md, read with every problem reported.
 
 A researcher's file is rarely clean. Each line is checked (UTF-8, JSON,
 required fields, offsets inside the text, span text matching its offsets, known
