@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -207,7 +208,9 @@ def test_note_nlp_out_and_into_sqlite(tmp_path):
 def test_vocabulary_does_not_grow_with_the_notes(tmp_path, monkeypatch, spine_notes):
     """Token texts would pile up in spaCy's StringStore: on spaCy 3.8 each note is coded
     in a memory zone, which drops them; on 3.7, past a limit the pipeline is rebuilt."""
-    rows = [(n["id"], n["text"], None) for n in spine_notes[:14]]
+    # Each note brings words no earlier test has shown the session's pipeline.
+    fresh = " ".join(uuid.uuid4().hex for _ in range(60))
+    rows = [(n["id"], f"{n['text']}\nReference {fresh}.", None) for n in spine_notes[:14]]
     first = batch._NLP
     strings = len(first.vocab.strings)
     monkeypatch.setattr(batch, "_BASE_STRINGS", strings)
