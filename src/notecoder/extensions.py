@@ -166,11 +166,11 @@ def mention(span: Span) -> Mention:
 _SPANS_STATE_KEY = "notecoder.spans_bound"
 
 
-class _SpansBound:
+class SpansBound:
     """The state of a Doc whose records hold its own Spans (packs as "unbound")."""
 
 
-SPANS_BOUND = _SpansBound()
+SPANS_BOUND = SpansBound()
 
 
 def restore(doc: Doc) -> Doc:

@@ -7,7 +7,7 @@ evidence of a code, ConText's targets), records (:class:`Mention`,
 :class:`Candidate`) and medspaCy's ConText modifiers. The encoders below write
 a Span as its token bounds and label, and the records as their fields; a Span
 cannot be rebuilt without its Doc, so decoding gives a :class:`SpanRef`, and
-:func:`restore` turns every ref of a Doc's ``user_data`` back into a Span of
+:func:`bind_spans` turns every ref of a Doc's ``user_data`` back into a Span of
 that Doc. :func:`notecoder.extensions.restore` calls it once per Doc read from
 bytes, and the readers of the pipeline's output call that (``doc_to_result``,
 the span extensions, ``doc._.codes``), so a user never meets a ref; for a Doc
@@ -27,7 +27,7 @@ from medspacy.section_detection.section_rule import SectionRule
 from spacy.tokens import Doc, Span
 
 from notecoder.coder import Candidate
-from notecoder.extensions import Mention, _SpansBound
+from notecoder.extensions import Mention, SpansBound
 
 
 class SpanRef(NamedTuple):
@@ -82,7 +82,7 @@ def _encode(obj: Any, chain: Any = None) -> Any:
     if isinstance(obj, Candidate):
         fields = dataclasses.fields(obj)
         return {"notecoder.candidate": {f.name: getattr(obj, f.name) for f in fields}}
-    if isinstance(obj, _SpansBound):
+    if isinstance(obj, SpansBound):
         return "unbound"  # read back, the Doc's Spans are refs until restore()
     # medspaCy's own encoders for these do not read back: its modifier encoder drops
     # the wrapper its decoder looks for, and its "modifiers" decoder fires again on
