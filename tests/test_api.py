@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 
 import pytest
 
 import notecoder
+from notecoder import api
 from tests.conftest import SAMPLE
 
 
@@ -103,3 +105,24 @@ def test_internal_failure_becomes_error_result(nlp, monkeypatch):
     result = notecoder.suggest("Assessment: discitis at L3-4.", note_id="x", nlp=nlp)
     assert result["error"] == "internal error: RuntimeError"
     assert "secret" not in json.dumps(result)
+
+
+def test_a_pipeline_keeps_the_first_new_strings_up_to_a_bound(monkeypatch):
+    """spaCy 3.8: the words of the first notes are kept (a zone would make their lexemes
+    again for every note), then each note is coded in a memory zone; 3.7 has no zones."""
+    monkeypatch.setattr(api, "NEW_STRINGS_KEPT", 5_000)
+    nlp = notecoder.load()
+    notes = [
+        f"Low back pain at L4-5. Reference {' '.join(uuid.uuid4().hex for _ in range(50))}."
+        for _ in range(60)
+    ]
+    base = len(nlp.vocab.strings)
+    results = [notecoder.suggest(note, nlp=nlp) for note in notes]
+    grown = len(nlp.vocab.strings) - base
+    if hasattr(nlp, "memory_zone"):
+        assert 1_000 < grown <= 5_000
+        assert [notecoder.suggest(note, nlp=nlp) for note in notes] == results
+        assert len(nlp.vocab.strings) == base + grown
+    else:
+        assert grown > 5_000  # batch and serve rebuild a pipeline that has grown
+    assert all(r["codes"][0]["code"] == "M54.50" for r in results)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from notecoder import batch
+from notecoder import api, batch
 from notecoder.batch import BatchOptions, run_batch
 from notecoder.io.sources import SourceError, iter_notes
 from tests.conftest import broken_pipeline, shared_corpus
@@ -206,8 +206,9 @@ def test_note_nlp_out_and_into_sqlite(tmp_path):
 
 
 def test_vocabulary_does_not_grow_with_the_notes(tmp_path, monkeypatch, spine_notes):
-    """Token texts would pile up in spaCy's StringStore: on spaCy 3.8 each note is coded
-    in a memory zone, which drops them; on 3.7, past a limit the pipeline is rebuilt."""
+    """Token texts would pile up in spaCy's StringStore: past ``api.NEW_STRINGS_KEPT`` new
+    strings, spaCy 3.8 codes each note in a memory zone, which drops them; on 3.7 the
+    pipeline is rebuilt."""
     # Each note brings words no earlier test has shown the session's pipeline.
     fresh = " ".join(uuid.uuid4().hex for _ in range(60))
     rows = [(n["id"], f"{n['text']}\nReference {fresh}.", None) for n in spine_notes[:14]]
@@ -215,10 +216,14 @@ def test_vocabulary_does_not_grow_with_the_notes(tmp_path, monkeypatch, spine_no
     strings = len(first.vocab.strings)
     monkeypatch.setattr(batch, "_BASE_STRINGS", strings)
     run(rows, tmp_path / "before")
-    monkeypatch.setattr(batch, "MAX_NEW_STRINGS", 50)
+    learnt = len(first.vocab.strings)
+    assert learnt > strings  # under the bound, the new words are kept
+    monkeypatch.setattr(api, "NEW_STRINGS_KEPT", 50)
+    fresher = " ".join(uuid.uuid4().hex for _ in range(60))
+    rows = [(i, f"{text}\nReference {fresher}.", e) for i, text, e in rows]
     run(rows, tmp_path / "after")
     if hasattr(first, "memory_zone"):
-        assert batch._NLP is first and len(first.vocab.strings) == strings
+        assert batch._NLP is first and len(first.vocab.strings) == learnt
     else:
         assert batch._NLP is not first
         assert len(batch._NLP.vocab.strings) < len(first.vocab.strings)

@@ -90,3 +90,13 @@ def test_pt_abbreviation_is_not_patient(nlp):
     result = notecoder.suggest("Pt reports low back pain. Failed PT.", nlp=nlp)
     treatments = [e["text"] for e in result["entities"] if e["label"] == "TREATMENT"]
     assert treatments == ["PT"]
+
+
+def test_phrase_patterns_added_later_match_as_the_note_is_tokenized():
+    """Phrase patterns are tokenized by the tokenizer alone (LOWER), no component left disabled."""
+    nlp = notecoder.load()
+    ruler = nlp.get_pipe("notecoder_entities")
+    ruler.add_patterns([{"label": "CONDITION", "pattern": "Junctional L4-5 Syndrome", "id": "t"}])
+    assert nlp.disabled == []
+    doc = nlp("Assessment: junctional l4-5 syndrome.")
+    assert "junctional l4-5 syndrome" in [s.text for s in doc.spans["notecoder"]]

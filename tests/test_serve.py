@@ -522,20 +522,22 @@ def test_a_full_queue_is_503_with_retry_after_and_the_work_in_it_is_done(nlp):
 
 
 def test_the_vocabulary_does_not_grow_with_the_requests(nlp):
-    """spaCy 3.8: each note is coded in a memory zone; 3.7: the pipeline is rebuilt once
-    it has learnt ``max_new_strings`` new strings."""
-    strings = len(nlp.vocab.strings)
+    """spaCy 3.8: past ``max_new_strings`` new strings each note is coded in a memory zone;
+    3.7: the pipeline is rebuilt once it has learnt as many."""
     with TestClient(make_app(nlp, max_new_strings=300)) as service:
         engine = service.app.state.engine
         for i in range(8):  # each note brings ~60 new token strings, and their affixes
             words = " ".join(uuid.uuid4().hex for _ in range(60))
             text = f"{NO_IMAGING}\n\nADDENDUM: reference {words}.\n"
+            strings = len(nlp.vocab.strings)
             response = service.post("/v1/suggest", json={"note_id": str(i), "text": text})
             assert response.status_code == 200
+            if hasattr(nlp, "memory_zone"):  # a note this long would pass the bound
+                assert len(nlp.vocab.strings) == strings
             expected = notecoder.suggest(text, note_id=str(i), nlp=nlp)
             assert response.json() == json.loads(json.dumps(expected))
         if hasattr(nlp, "memory_zone"):
-            assert engine.rebuilds == 0 and len(nlp.vocab.strings) == strings
+            assert engine.rebuilds == 0
         else:
             assert engine.rebuilds >= 1
         result = service.post("/v1/suggest", json={"note_id": "s1", "text": TEXT}).json()

@@ -28,7 +28,7 @@ import shutil
 import signal
 import sys
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -36,12 +36,13 @@ from itertools import chain, islice
 from multiprocessing import get_context
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from notecoder.errors import Errors, OutputError, PipelineLoadError, UserError
 from notecoder.io.sources import Row
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -145,15 +146,9 @@ class BatchOptions:
 
 
 # -- worker side ---------------------------------------------------------------
-#: New strings a pipeline may learn before it is rebuilt. spaCy's StringStore keeps
-#: every token text it has ever seen (record numbers, names, typos), so a worker
-#: coding millions of notes would grow without end; rebuilding it (about half a
-#: second) gives the memory back.
-MAX_NEW_STRINGS = 50_000
-
 #: Chunks a worker process codes before a fresh one takes over (50,000 notes):
 #: only a process's exit gives all its memory back to the system, whatever the
-#: allocator kept after the rebuilds above. Not more often: a fresh pipeline runs
+#: allocator kept after spaCy 3.7's rebuilds (``code_chunk``). Not more often: a fresh pipeline runs
 #: slower for its first few thousand notes, while its vocabulary fills.
 CHUNKS_PER_WORKER = 200
 
@@ -197,10 +192,16 @@ def _alarm(signum: int, frame: Any) -> None:
 
 def code_chunk(rows: list[Row], setting: str, timeout: float) -> dict[str, list[dict[str, Any]]]:
     """Code one chunk: plain table rows (picklable), one results row per input row."""
-    from notecoder.api import suggest
+    from notecoder import api
     from notecoder.result import empty_result
 
-    if _NLP is None or len(_NLP.vocab.strings) > _BASE_STRINGS + MAX_NEW_STRINGS:
+    # spaCy 3.7 keeps every string it has seen: past api.NEW_STRINGS_KEPT, a fresh
+    # pipeline gives the memory back (about half a second). On 3.8 suggest() keeps
+    # the vocabulary within that bound itself, in memory zones (api.strings_scope).
+    if _NLP is None or (
+        not hasattr(_NLP, "memory_zone")
+        and len(_NLP.vocab.strings) > _BASE_STRINGS + api.NEW_STRINGS_KEPT
+    ):
         _load()
     tables: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
     use_alarm = timeout > 0 and hasattr(signal, "setitimer")
@@ -217,7 +218,7 @@ def code_chunk(rows: list[Row], setting: str, timeout: float) -> dict[str, list[
                 try:
                     if use_alarm:
                         signal.setitimer(signal.ITIMER_REAL, timeout)
-                    result = suggest(text, note_id=note_id, setting=setting, nlp=_NLP)
+                    result = api.suggest(text, note_id=note_id, setting=setting, nlp=_NLP)
                 except _Timeout:
                     result = empty_result(note_id, f"timeout after {timeout:g} s")
                 finally:
@@ -733,46 +734,53 @@ def _progress(options: BatchOptions) -> Any:
 
 
 def summarize(output: Path, options: BatchOptions) -> dict[str, Any]:
-    """Counts over the whole output, written to summary.json."""
-    if options.output_format == "jsonl":
-        results = [
-            json.loads(line)
-            for p in sorted((output / "results").glob("part-*.jsonl"))
-            for line in p.read_text(encoding="utf-8").splitlines()
-        ]
-        notes = len(results)
-        errors = [(r["note_id"], r["error"]) for r in results if r["error"]]
-        n_codes = sum(len(r["codes"]) for r in results)
-        n_flags = sum(len(r["flags"]) for r in results)
-        flag_counts = pd.Series([f["flag"] for r in results for f in r["flags"]]).value_counts()
-        code_counts = pd.Series([c["code"] for r in results for c in r["codes"]]).value_counts()
-    else:
-        frame = pd.read_parquet(output / "results", columns=["note_id", "codes", "flags", "error"])
-        notes = len(frame)
-        errors = list(
-            frame.loc[frame["error"].notna(), ["note_id", "error"]].itertuples(
-                index=False, name=None
-            )
-        )
-        codes = pd.read_parquet(output / "codes") if any((output / "codes").glob("*")) else None
-        flags = pd.read_parquet(output / "flags") if any((output / "flags").glob("*")) else None
-        n_codes = 0 if codes is None or codes.empty else len(codes)
-        n_flags = 0 if flags is None or flags.empty else len(flags)
-        code_counts = codes["code"].value_counts() if n_codes else pd.Series(dtype=int)
-        flag_counts = flags["flag"].value_counts() if n_flags else pd.Series(dtype=int)
+    """Counts over the whole output, written to summary.json.
+
+    The results are read a part at a time and counted, never held whole: with
+    one worker this is the process that coded the notes, and a run of millions
+    of notes must not need all their results in memory at its end.
+    """
+    notes, errors, codes, flags = 0, [], Counter(), Counter()
+    for note_id, error, note_codes, note_flags in _result_rows(output, options.output_format):
+        notes += 1
+        if error:
+            errors.append({"note_id": note_id, "error": error})
+        codes.update(note_codes)
+        flags.update(note_flags)
     summary = {
         "notes": notes,
         "errors": len(errors),
-        "codes": n_codes,
-        "flags": n_flags,
-        "top_codes": {k: int(v) for k, v in code_counts.head(20).items()},
-        "flag_counts": {k: int(v) for k, v in flag_counts.items()},
-        "error_notes": [{"note_id": i, "error": e} for i, e in errors[:1000]],
+        "codes": codes.total(),
+        "flags": flags.total(),
+        "top_codes": dict(codes.most_common(20)),
+        "flag_counts": dict(flags.most_common()),
+        "error_notes": errors[:1000],
     }
     tmp = output / "summary.json.tmp"
     tmp.write_text(json.dumps(summary, indent=2), encoding="utf-8")
     os.replace(tmp, output / "summary.json")
     return summary
+
+
+def _result_rows(output: Path, fmt: str) -> Iterator[tuple[str, str | None, list[str], list[str]]]:
+    """(note id, error, codes, flags) of every note of the output, one part in memory at a time."""
+    for path in sorted((output / "results").glob("part-*")):
+        if fmt == "jsonl":
+            with path.open(encoding="utf-8") as lines:
+                for line in lines:
+                    r = json.loads(line)
+                    yield (
+                        r["note_id"],
+                        r["error"],
+                        [c["code"] for c in r["codes"]],
+                        [f["flag"] for f in r["flags"]],
+                    )
+        else:
+            import pyarrow.parquet as pq
+
+            columns = ["note_id", "error", "codes", "flags"]
+            for r in pq.read_table(path, columns=columns).to_pylist():
+                yield r["note_id"], r["error"], r["codes"], r["flags"]
 
 
 def print_summary(summary: dict[str, Any], output: str | Path) -> None:
@@ -791,6 +799,7 @@ def write_note_nlp_sql(output: Path, db: str, table: str = "note_nlp") -> int:
     One transaction: the rows of these notes are deleted, then inserted, so a
     rerun never duplicates them. Returns the number of rows written.
     """
+    import pandas as pd
     import sqlalchemy as sa
 
     rows = pd.read_parquet(output / "note_nlp")
@@ -831,6 +840,8 @@ def _bars(title: str, values: pd.Series, fmt: str = "{:.0f}") -> str:
 
 def write_report(output: Path, path: str | Path) -> None:
     """An offline HTML page: code distribution and gap-flag rates per section and per day."""
+    import pandas as pd
+
     results = pd.read_parquet(output / "results", columns=["note_id", "note_date", "error"])
     codes = pd.read_parquet(output / "codes", columns=["note_id", "code"])
     flags = pd.read_parquet(output / "flags", columns=["note_id", "flag", "section"])

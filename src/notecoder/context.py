@@ -11,13 +11,10 @@ answers with no rule file beside it. Targets are the mentions in ``doc.spans["no
 from bisect import bisect_left, bisect_right
 from typing import Any
 
-from medspacy.context import ConText, ConTextRule
-from medspacy.context.context_graph import ConTextGraph
-from medspacy.context.context_modifier import ConTextModifier
-from medspacy.util import tuple_overlaps
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 
+from notecoder._medspacy import ConText, ConTextGraph, ConTextModifier, ConTextRule, tuple_overlaps
 from notecoder.matching import LeanMatcher
 from notecoder.rulefile import RuleFileComponent
 from notecoder.sections import section_of

@@ -40,6 +40,8 @@ from notecoder.spans import Containing, DocView
 _ATTRS_FILE = "entity_attributes.json"
 #: The saved patterns (SpanRuler's "patterns" file) are read as a pattern file.
 _PATTERNS_KIND = "entity_patterns.jsonl"
+#: Phrase-matcher attributes the tokenizer alone sets (SpanRuler takes a name or an id).
+_TOKENIZER_ATTRS = frozenset({"ORTH", "LOWER", ORTH, LOWER})
 
 #: Pattern ids ending so match a phrase ("pain at T12-L1") but mark only its first
 #: token ("pain"); the level or region word after it is linked like any other.
@@ -158,7 +160,14 @@ class EntityRuler(SpanRuler):
 
     def add_patterns(self, patterns: Iterable[dict[str, Any]]) -> None:
         patterns = list(patterns)  # (may be a generator)
-        super().add_patterns(patterns)
+        if self.phrase_matcher_attr in _TOKENIZER_ATTRS:
+            # SpanRuler runs every component before it on each of the ~3,000
+            # phrase patterns, for attributes a component may set (POS, LEMMA);
+            # the tokenizer alone sets these, so the components add only time.
+            with self.nlp.select_pipes(disable=self.nlp.pipe_names):
+                super().add_patterns(patterns)
+        else:
+            super().add_patterns(patterns)
         self._first_tokens.add(patterns, self.nlp.vocab.strings)
 
     def clear(self) -> None:

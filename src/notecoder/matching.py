@@ -16,11 +16,9 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
-from medspacy.common.base_rule import BaseRule
-from medspacy.common.medspacy_matcher import MedspacyMatcher
-from medspacy.common.util import overlaps
 from spacy.tokens import Doc
 
+from notecoder._medspacy import BaseRule, MedspacyMatcher, overlaps
 from notecoder.extensions import doc_text
 
 

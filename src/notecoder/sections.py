@@ -24,11 +24,10 @@ import re
 from bisect import bisect_right
 from typing import Any
 
-from medspacy.section_detection import Sectionizer, SectionRule
-from medspacy.section_detection.section import Section
 from spacy.language import Language
 from spacy.tokens import Doc, Span, Token
 
+from notecoder._medspacy import Section, Sectionizer, SectionRule
 from notecoder.extensions import doc_text
 from notecoder.matching import LeanMatcher
 from notecoder.rulefile import RuleFileComponent

@@ -20,12 +20,9 @@ import dataclasses
 from typing import Any, NamedTuple
 
 import srsly
-from medspacy.context.context_graph import ConTextGraph
-from medspacy.context.context_modifier import ConTextModifier
-from medspacy.section_detection.section import Section
-from medspacy.section_detection.section_rule import SectionRule
 from spacy.tokens import Doc, Span
 
+from notecoder._medspacy import ConTextGraph, ConTextModifier, Section, SectionRule
 from notecoder.coder import Candidate
 from notecoder.extensions import Mention, SpansBound
 

@@ -28,9 +28,11 @@ Design choices, and why:
   input, holds up the whole process, its 504 included). At most ``--max-queue``
   such requests wait or run per worker; more get 503 with ``Retry-After``, so a
   burst or a few huge notes cannot pile up work that no client will wait for.
-- spaCy's StringStore keeps every new token text, so a worker's pipeline is
-  rebuilt (the new one built first, then swapped, in the pipeline thread between
-  requests) once it has learnt ``batch.MAX_NEW_STRINGS`` new strings, as in batch.
+- spaCy's StringStore keeps every new token text: a worker's pipeline keeps
+  ``api.NEW_STRINGS_KEPT`` new strings (``max_new_strings``), then codes each
+  note in a spaCy 3.8 memory zone (``api.strings_scope``); spaCy 3.7 has no
+  zones, and there the pipeline is rebuilt (the new one built first, then
+  swapped, in the pipeline thread between requests) once it has learnt as many.
 - A note that breaks the pipeline is answered 200 with ``error`` set, like
   ``notecoder.suggest``; the service stays up.
 - Bodies over 1 MB are refused with 413 by an ASGI middleware that checks both
@@ -92,8 +94,7 @@ from spacy.tokens import Doc
 
 import notecoder
 from notecoder import icd10cm
-from notecoder.api import suggest
-from notecoder.batch import MAX_NEW_STRINGS
+from notecoder.api import NEW_STRINGS_KEPT, strings_scope, suggest
 from notecoder.errors import Errors, PipelineLoadError, UserError
 from notecoder.fhir import to_fhir_batch_bundle, to_fhir_bundle
 from notecoder.pipeline import load as load_pipeline
@@ -237,7 +238,7 @@ class Settings:
     #: Host header names answered (port removed, lower case); "*" answers any.
     allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
     api_key: str | None = field(default=None, repr=False)
-    max_new_strings: int = MAX_NEW_STRINGS
+    max_new_strings: int = NEW_STRINGS_KEPT
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "Settings":
@@ -361,8 +362,6 @@ class _Budgeted:
     def __init__(self, nlp: Language, deadline: float) -> None:
         self._nlp = nlp
         self._deadline = deadline
-        if hasattr(nlp, "memory_zone"):  # spaCy 3.8: suggest() codes in a memory zone
-            self.memory_zone = nlp.memory_zone
 
     def _check(self) -> None:
         if time.monotonic() >= self._deadline:
@@ -501,12 +500,14 @@ class Engine:
         """``notecoder.suggest`` for one note; raises only :class:`OutOfTime`, logs no text."""
         try:
             nlp = self._pipeline()
-            return suggest(
-                note.text,
-                note_id=note.note_id,
-                setting=note.setting,
-                nlp=_Budgeted(nlp, deadline),  # type: ignore[arg-type]
-            )
+            # Here, not in suggest(): the stand-in it is given has no vocabulary of its own.
+            with strings_scope(nlp, note.text, self.settings.max_new_strings):
+                return suggest(
+                    note.text,
+                    note_id=note.note_id,
+                    setting=note.setting,
+                    nlp=_Budgeted(nlp, deadline),  # type: ignore[arg-type]
+                )
         except Exception as err:  # the service answers every note, and stays up
             log.error("note %s failed: %s", log_field(note.note_id), type(err).__name__)
             error = (
@@ -519,15 +520,17 @@ class Engine:
             return result
 
     def _rebuild_if_grown(self) -> None:
-        """A fresh pipeline once this one has learnt ``max_new_strings`` new strings.
+        """spaCy 3.7: a fresh pipeline once this one has learnt ``max_new_strings`` new strings.
 
         The new one is built before the old one goes, so a build that fails
         (a rule file edited since start) leaves the worker coding; it is tried
         again after as many new strings.
         """
         nlp = self._nlp
-        if nlp is None or len(nlp.vocab.strings) <= self._base_strings + (
-            self.settings.max_new_strings
+        if (
+            nlp is None
+            or hasattr(nlp, "memory_zone")  # spaCy 3.8: strings_scope bounds the vocabulary
+            or len(nlp.vocab.strings) <= self._base_strings + self.settings.max_new_strings
         ):
             return
         grown = len(nlp.vocab.strings) - self._base_strings
