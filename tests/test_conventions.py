@@ -247,3 +247,21 @@ def test_medspacy_doc_consumer_sees_the_entities(nlp, sample_doc):
     assert list(frame["section_category"]) == [section_of(e) for e in sample_doc.ents]
     negated = set(frame[frame["is_negated"]]["text"])
     assert negated == {"discitis", "leg symptoms"}
+
+
+def test_every_factory_is_an_entry_point():
+    """``spacy.load`` of a packaged pipeline finds each factory without importing notecoder."""
+    from importlib.metadata import entry_points
+
+    from spacy.language import Language
+    from spacy.util import registry
+
+    import notecoder.factories  # noqa: F401  (registers them)
+
+    declared = {e.name for e in entry_points(group="spacy_factories")}
+    ours = {
+        name
+        for name in Language.factories
+        if registry.factories.get(name).__module__ == "notecoder.factories"
+    }
+    assert ours and ours <= declared

@@ -153,7 +153,8 @@ def test_a_note_with_a_gap_shows_its_flag(page, nlp):
     code_note(page, NO_IMAGING)
     flag = page.locator('#flags .flag[data-flag="IMAGING_MISSING"]')
     assert flag.count() == 1
-    assert "No imaging finding documented for the thoracolumbar region." in flag.inner_text()
+    (message,) = [f["message"] for f in expected["flags"] if f["flag"] == "IMAGING_MISSING"]
+    assert message in flag.inner_text()
     assert "M53.85" in flag.inner_text()
     if os.environ.get("NOTECODER_SCREENSHOTS"):
         page.screenshot(
@@ -235,7 +236,313 @@ def test_with_an_api_key_the_page_sends_the_key_it_is_given(browser, keyed_url):
             "() => document.getElementById('status').textContent.startsWith('Coded')"
         )
         assert DESCRIPTION in page.inner_text("#codes")
+        # the code search needs the key too, and the page sends it
+        page.fill("#add-code", "M53.8")
+        page.wait_for_selector('#add-code-list li[data-code="M53.85"]')
         stored = page.evaluate("() => JSON.stringify([{...localStorage}, {...sessionStorage}])")
         assert KEY not in stored and KEY not in page.url
+    finally:
+        context.close()
+
+
+# --- review feeds back: decide, add, copy a query, export, evaluate the export ----------------
+
+#: The sample without its imaging, with more problems in its assessment: several codes in
+#: several regions (MULTI_REGION, a coding flag) and IMAGING_MISSING (a query flag).
+REVIEWED = NO_IMAGING.replace(
+    "1. Thoracolumbar junction syndrome at T12-L1.",
+    "1. Thoracolumbar junction syndrome at T12-L1.\n"
+    "2. Cervical radiculopathy at C5-6.\n"
+    "3. Lumbar radiculopathy at L4-5.",
+)
+CODE_IN_TEXT = re.compile(r"\b[A-Z][0-9][0-9A-Z]\.[0-9A-Z]{1,4}\b")
+
+
+def shot(page, tmp_path: Path, name: str) -> Path:
+    """A full-page screenshot in tmp_path (and in $NOTECODER_SCREENSHOTS, if set)."""
+    path = tmp_path / name
+    page.screenshot(path=str(path), full_page=True)
+    if os.environ.get("NOTECODER_SCREENSHOTS"):
+        shutil.copy(path, Path(os.environ["NOTECODER_SCREENSHOTS"]) / name)
+    return path
+
+
+def pick_option(page, field: str, code: str) -> None:
+    """Choose ``code`` in the open suggestion list of ``field`` with the arrow keys and Enter."""
+    options = page.locator(f"#{field}-list li")
+    codes = options.evaluate_all("items => items.map(li => li.dataset.code)")
+    assert code in codes, codes
+    for _ in range(codes.index(code) + 1):
+        page.keyboard.press("ArrowDown")
+    selected = page.locator(f"#{field}-list li[aria-selected=true]")
+    assert selected.get_attribute("data-code") == code
+    assert page.get_attribute(f"#{field}", "aria-activedescendant") == selected.get_attribute("id")
+    page.keyboard.press("Enter")
+
+
+def service_result(base_url: str, text: str, note_id: str) -> dict:
+    """What the service answers for the note: the predictions the review is scored against."""
+    import urllib.request
+
+    body = json.dumps({"note_id": note_id, "text": text}).encode()
+    request = urllib.request.Request(
+        f"{base_url}/v1/suggest", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)
+
+
+def evaluate_json(capsys, gold: Path, pred: Path) -> dict:
+    """``notecoder evaluate GOLD --pred PRED --json``, through the command's own entry point."""
+    from notecoder.cli import main
+
+    capsys.readouterr()
+    assert main(["evaluate", str(gold), "--pred", str(pred), "--json", "--bootstrap", "0"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def by_name(rows: list[dict], key: str) -> dict[str, tuple[int, int, int]]:
+    return {r[key]: (r["tp"], r["fp"], r["fn"]) for r in rows if not r[key].startswith("(")}
+
+
+def test_review_export_evaluate_loop(browser, base_url, nlp, tmp_path, capsys):
+    expected = notecoder.suggest(REVIEWED, note_id="rv-1", nlp=nlp)
+    suggested = [c["code"] for c in expected["codes"]]
+    flags = expected["flags"]
+    assert len(suggested) >= 3, suggested
+    query_flags = [i for i, f in enumerate(flags) if f.get("kind") == "query" and f.get("query")]
+    coding_flags = [i for i, f in enumerate(flags) if f.get("kind") == "coding"]
+    assert query_flags and coding_flags, [(f["flag"], f.get("kind")) for f in flags]
+
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base_url)
+    try:
+        page = context.new_page()
+        requested: list[str] = []
+        page.on("request", lambda request: requested.append(request.url))
+        page.goto(f"{base_url}/review")
+        page.fill("#note-id", "rv-1")
+        code_note(page, REVIEWED)
+        shots = [shot(page, tmp_path, "review_1_coded.png")]
+
+        # nothing decided: no export, and the page says what is left
+        assert page.is_disabled("#export")
+        left = page.inner_text("#review-status")
+        assert f"{len(suggested)} codes and {len(flags)} flags still to decide" in left, left
+
+        rows = page.locator("tr.code-row")
+        assert rows.evaluate_all("rs => rs.map(r => r.dataset.code)") == suggested
+        accepted, rejected, edited = suggested[0], suggested[1], suggested[2]
+        # accept with the keyboard: focus the button, press Space
+        rows.nth(0).locator("button.choice.accept").focus()
+        page.keyboard.press("Space")
+        assert rows.nth(0).locator("button.choice.accept").get_attribute("aria-pressed") == "true"
+        assert "decided-accept" in rows.nth(0).get_attribute("class")
+        rows.nth(1).locator("button.choice.reject").click()
+        for row in suggested[3:]:
+            page.locator(f'tr.code-row[data-code="{row}"] button.choice.accept').click()
+
+        # edit: replace the third code by another of its category, typed and picked by keyboard
+        rows.nth(2).locator("button.choice.edit").click()
+        edit_field = "edit-code-2"
+        assert page.evaluate("document.activeElement.id") == edit_field
+        category = edited.split(".")[0] + "." + edited.split(".")[1][:1]
+        page.keyboard.type(category)
+        page.wait_for_selector(f"#{edit_field}-list li")
+        siblings = page.locator(f"#{edit_field}-list li").evaluate_all(
+            "items => items.map(li => li.dataset.code)"
+        )
+        replacement = next(c for c in siblings if c != edited and c not in suggested)
+        assert page.get_attribute(f"#{edit_field}", "aria-expanded") == "true"
+        pick_option(page, edit_field, replacement)
+        assert "decided-edit" in rows.nth(2).get_attribute("class")
+        assert f"replaced by {replacement}" in rows.nth(2).inner_text()
+
+        # add a missed code: suggestions with descriptions as the coder types words
+        page.click("#add-code")
+        page.keyboard.type("radiculopathy thoracic")
+        page.wait_for_selector("#add-code-list li")
+        listed = page.inner_text("#add-code-list")
+        assert "M51.14" in listed
+        assert "Intervertebral disc disorders with radiculopathy, thoracic region" in listed
+        shots.append(shot(page, tmp_path, "review_2_suggestions.png"))
+        pick_option(page, "add-code", "M51.14")
+        page.wait_for_selector('#added li[data-code="M51.14"]')
+        assert page.input_value("#add-code") == ""
+
+        # codes that are not billable codes of the list are refused, with the reason
+        for typed, reason in (
+            ("M51.1", "is not a billable code"),
+            ("Q99.999", "is not a billable FY2026 ICD-10-CM code"),
+            (accepted, "already suggested"),
+            ("M51.14", "already added"),
+        ):
+            page.fill("#add-code", typed)
+            page.keyboard.press("Enter")
+            page.wait_for_function(
+                "r => document.getElementById('add-code-msg').textContent.includes(r)", arg=reason
+            )
+        assert page.locator("#added li").count() == 1
+        page.fill("#add-code", "")
+
+        # flags: accept the query flags, reject the coding ones; copy a query draft first
+        for i in query_flags:
+            flag = page.locator(f'#flags .flag[data-index="{i}"]')
+            query = flags[i]["query"]
+            draft = flag.locator(".query")
+            assert query["question"] in draft.inner_text()
+            for option in query["options"]:
+                assert option in draft.inner_text()
+            flag.locator("button.copy-query").click()
+            page.wait_for_function(
+                "() => document.getElementById('status').textContent.includes('copied')"
+            )
+            copied = page.evaluate("navigator.clipboard.readText()")
+            assert copied == page.input_value("#clipboard")
+            assert query["question"] in copied
+            for option in query["options"]:
+                assert f"[ ] {option}" in copied
+            for indicator in query["indicators"]:
+                assert f'"{indicator["text"]}"' in copied
+            assert not CODE_IN_TEXT.search(copied), copied  # a compliant query names no code
+            flag.locator("button.choice.accept").click()
+        for i in coding_flags:
+            page.locator(f'#flags .flag[data-index="{i}"] button.choice.reject').click()
+        for i, _ in enumerate(flags):
+            if i not in query_flags and i not in coding_flags:
+                page.locator(f'#flags .flag[data-index="{i}"] button.choice.accept').click()
+        assert not page.is_disabled("#export")
+        shots.append(shot(page, tmp_path, "review_3_decided.png"))
+
+        # export: a download of one gold line, shown on the page too
+        with page.expect_download() as download:
+            page.click("#export")
+        reviews = tmp_path / "reviews"
+        reviews.mkdir()
+        saved = reviews / download.value.suggested_filename
+        download.value.save_as(saved)
+        assert saved.name == "rv-1.gold.jsonl"
+        shots.append(shot(page, tmp_path, "review_4_exported.png"))
+        (line,) = saved.read_text(encoding="utf-8").splitlines()
+        assert page.input_value("#export-line") == line
+        page.click("#copy-export")
+        page.wait_for_function(
+            "() => document.getElementById('status').textContent.includes('copied')"
+        )
+        assert page.evaluate("navigator.clipboard.readText()") == line
+        assert all(url.startswith(base_url) for url in requested), requested
+    finally:
+        context.close()
+
+    for path in shots:
+        data = path.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000, path
+
+    gold = json.loads(line)
+    accepted_codes = [accepted, *suggested[3:]]
+    assert gold["id"] == "rv-1" and gold["text"] == REVIEWED and gold["setting"] == "outpatient"
+    assert gold["codes"] == [*accepted_codes, replacement, "M51.14"]
+    kept = [flags[i]["flag"] for i in range(len(flags)) if i not in coding_flags]
+    assert gold["flags"] == list(dict.fromkeys(kept))
+    assert "entities" not in gold  # the mentions were not reviewed
+    review = gold["review"]
+    assert review["suggested_codes"] == suggested
+    assert review["rejected_codes"] == [rejected]
+    assert review["edited_codes"] == [{"from": edited, "to": replacement}]
+    assert review["added_codes"] == ["M51.14"]
+    assert [f["flag"] for f in review["rejected_flags"]] == [flags[i]["flag"] for i in coding_flags]
+
+    # notecoder evaluate reads the export as gold, against what the service predicted
+    pred = tmp_path / "pred.jsonl"
+    pred.write_text(json.dumps(service_result(base_url, REVIEWED, "rv-1")) + "\n", encoding="utf-8")
+    for source in (saved, reviews):  # the file, and a folder of exports
+        report = evaluate_json(capsys, source, pred)
+        assert report["problems"] == [] and report["missing_predictions"] == []
+        codes = by_name(report["codes"], "code")
+        for code in accepted_codes:
+            assert codes[code] == (1, 0, 0), code
+        assert codes[rejected] == (0, 1, 0)  # rejected: a false positive of the service
+        assert codes[edited] == (0, 1, 0)  # edited away: a false positive ...
+        assert codes[replacement] == (0, 0, 1)  # ... and its replacement a false negative
+        assert codes["M51.14"] == (0, 0, 1)  # added: missed by the service
+        micro = next(r for r in report["codes"] if r["code"] == "(micro)")
+        assert (micro["tp"], micro["fp"], micro["fn"]) == (len(accepted_codes), 2, 2)
+        flag_rows = by_name(report["flags"], "flag")
+        for i in coding_flags:
+            assert flag_rows[flags[i]["flag"]] == (0, 1, 0)
+        for name in kept:
+            assert flag_rows[name] == (1, 0, 0)
+        omitted = "no span annotations in the gold: span, attribute and region scores omitted"
+        assert omitted in report["omitted"]
+        errors = {(e["note_id"], e["type"], e["level"], e["item"]) for e in report["errors"]}
+        assert ("rv-1", "FP", "code", rejected) in errors
+        assert ("rv-1", "FN", "code", "M51.14") in errors
+
+
+def test_export_waits_for_every_decision_and_goes_stale_on_a_change(page, nlp):
+    expected = notecoder.suggest(NO_IMAGING, nlp=nlp)
+    assert [c["code"] for c in expected["codes"]] == ["M53.85"]
+    assert [f["flag"] for f in expected["flags"]] == ["IMAGING_MISSING"]
+    code_note(page, NO_IMAGING)
+    assert page.is_disabled("#export")
+    assert "1 code and 1 flag still to decide" in page.inner_text("#review-status")
+    page.click('tr.code-row[data-code="M53.85"] button.choice.accept')
+    assert page.is_disabled("#export")
+    assert "1 flag still to decide" in page.inner_text("#review-status")
+    page.click('#flags .flag[data-flag="IMAGING_MISSING"] button.choice.reject')
+    assert "Every code and flag decided" in page.inner_text("#review-status")
+    with page.expect_download() as download:
+        page.click("#export")
+    line = json.loads(Path(download.value.path()).read_text(encoding="utf-8"))
+    # no id given: a stable one made from the text
+    assert re.fullmatch(r"note-[0-9a-f]{8}", line["id"])
+    assert download.value.suggested_filename == f"{line['id']}.gold.jsonl"
+    assert line["codes"] == ["M53.85"] and line["flags"] == []
+    assert page.is_visible("#export-line")
+
+    # a changed decision makes the shown line stale: it goes, and the page says so
+    page.click('#flags .flag[data-flag="IMAGING_MISSING"] button.choice.accept')
+    assert not page.is_visible("#export-line")
+    assert "export again" in page.inner_text("#review-status")
+
+    # editing, then cancelling with Escape, leaves the decision as it was
+    page.click('tr.code-row[data-code="M53.85"] button.choice.edit')
+    assert page.is_visible("#edit-code-0")
+    page.keyboard.press("Escape")
+    assert not page.is_visible("#edit-code-0")
+    accept = page.locator('tr.code-row[data-code="M53.85"] button.choice.accept')
+    assert accept.get_attribute("aria-pressed") == "true"
+    # the suggested code itself is no edit
+    page.click('tr.code-row[data-code="M53.85"] button.choice.edit')
+    page.keyboard.type("M53.85")
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "() => document.getElementById('edit-code-0-msg').textContent.includes('accept it')"
+    )
+    # a new note starts a new review
+    code_note(page, TEXT)
+    assert page.locator("#added li").count() == 0
+    assert "1 code still to decide" in page.inner_text("#review-status")
+
+
+def test_copy_falls_back_where_the_clipboard_api_is_missing(browser, base_url, nlp):
+    """Served over plain http beyond loopback, a page has no navigator.clipboard."""
+    expected = notecoder.suggest(NO_IMAGING, nlp=nlp)
+    (query,) = [f["query"] for f in expected["flags"] if f["flag"] == "IMAGING_MISSING"]
+    context = browser.new_context()
+    context.add_init_script("Object.defineProperty(navigator, 'clipboard', {value: undefined})")
+    try:
+        page = context.new_page()
+        page.goto(f"{base_url}/review")
+        code_note(page, NO_IMAGING)
+        page.click('#flags .flag[data-flag="IMAGING_MISSING"] button.copy-query')
+        page.wait_for_function(
+            "() => document.getElementById('status').textContent.includes('copied')"
+        )
+        copied = page.input_value("#clipboard")
+        assert copied.splitlines()[0] == query["title"]
+        assert query["question"] in copied and "[ ] Unable to determine" in copied
+        # the focus goes back to the button, not to the off-screen text
+        assert page.evaluate("document.activeElement.classList.contains('copy-query')")
     finally:
         context.close()

@@ -181,3 +181,17 @@ def test_rules_read_from_bytes_are_checked(nlp):
     assert str(caught.value) == (
         "[E058] rule file levels.json (from bytes) line 1: unknown key 'exclusion_windw'"
     )
+
+
+def test_a_flag_message_naming_a_field_its_flag_does_not_fill_is_refused(tmp_path):
+    """A message template is checked when read, not when a note first raises the flag."""
+    old = "no spine condition is coded as its cause"
+    path, text = _edited(tmp_path, "code_families.json", old, old + " at {levels}")
+    line = _line_after(text, '"flags"')
+    assert _error(path).startswith(f"[E058] rule file {path} line {line}: ")
+    assert "PAIN_ONLY's message uses ['levels']" in _error(path)
+
+
+def test_a_flag_the_spec_does_not_name_is_refused(tmp_path):
+    path, _ = _edited(tmp_path, "code_families.json", '"PAIN_ONLY": {', '"PAIN_ONLY_X": {')
+    assert "missing ['PAIN_ONLY'], unknown ['PAIN_ONLY_X']" in _error(path)

@@ -11,12 +11,13 @@ import gc
 import logging
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 from weakref import WeakKeyDictionary
 
 from spacy.language import Language
+from spacy.tokens import Doc
 
 from notecoder.errors import PipelineLoadError
 from notecoder.pipeline import load
@@ -108,12 +109,15 @@ def suggest(
     note_id: str | None = None,
     setting: str = "outpatient",
     nlp: Language | None = None,
+    read: Callable[[Doc, str | None], dict[str, Any]] = doc_to_result,
 ) -> dict[str, Any]:
     """Code suggestions, gap flags and entities for one note (docs/formats.md result).
 
     Offsets index ``text`` as given (bytes are decoded as UTF-8 first); texts in
     the result come from the cleaned text, which differs only where a control
-    character or lone surrogate was replaced.
+    character or lone surrogate was replaced. ``read`` turns the coded Doc into
+    the result (``notecoder evaluate`` also reads the confidence features off it);
+    it runs while the Doc's strings are alive, before the note's memory zone ends.
     """
     if setting not in SETTINGS:
         return empty_result(note_id, f"unknown setting {setting!r}: use outpatient or inpatient")
@@ -141,7 +145,7 @@ def suggest(
         with _collector_paused(), strings_scope(nlp, text):
             doc = nlp.make_doc(clean_text(text))
             doc._.setting = setting
-            result = doc_to_result(nlp(doc), note_id)
+            result = read(nlp(doc), note_id)
     except Exception as err:  # one bad note must never stop the caller
         log.error("note %s failed: %s", note_id, type(err).__name__)
         return empty_result(note_id, f"internal error: {type(err).__name__}")

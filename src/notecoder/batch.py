@@ -83,10 +83,12 @@ def table_schemas() -> dict[str, Any]:
             [
                 ("note_id", s),
                 ("flag", s),
+                ("kind", s),
                 ("code", s),
                 ("message", s),
                 ("confidence", f),
                 ("section", s),
+                ("query", s),  # the draft provider query as JSON (query flags), else null
             ]
         ),
         "entities": pa.schema(
@@ -279,10 +281,12 @@ def _add_rows(
             {
                 "note_id": note_id,
                 "flag": f["flag"],
+                "kind": f["kind"],
                 "code": f.get("code"),
                 "message": f["message"],
                 "confidence": f.get("confidence"),
                 "section": f["evidence"][0].get("section") if f["evidence"] else None,
+                "query": json.dumps(f["query"]) if f.get("query") else None,
             }
         )
     for e in result["entities"]:

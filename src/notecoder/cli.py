@@ -1,4 +1,4 @@
-"""The ``notecoder`` command: suggest, evaluate, batch, spark, serve, build.
+"""The ``notecoder`` command: suggest, evaluate, batch, spark, serve, build, calibrate.
 
 Every command's options are declared here, and this module imports nothing
 but the standard library: ``notecoder --help``, ``notecoder <command> --help``
@@ -47,6 +47,10 @@ NOTE_TIMEOUT = 60.0
 SERVE_TIMEOUT = 10.0
 SERVE_MAX_QUEUE = 64
 API_KEY_ENV = "NOTECODER_API_KEY"
+#: ``notecoder calibrate``'s gold and output, from a checkout
+#: (``notecoder.confidence.DEFAULT_GOLD`` and ``DEFAULT_OUTPUT``).
+CALIBRATION_GOLD = [str(Path("..") / "shared" / "corpora" / "mtsamples_dev_gold.jsonl")]
+CALIBRATION_OUTPUT = str(Path("pipelines") / "spine" / "confidence_model.json")
 #: The help of ``--model``, which every command that codes takes.
 _MODEL_HELP = "assembled pipeline folder (default: assemble the pipeline installed with notecoder)"
 
@@ -58,6 +62,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "spark": ("notecoder.spark", "spark_command"),
     "serve": ("notecoder.serve", "serve_command"),
     "build": (__name__, "build_command"),
+    "calibrate": (__name__, "calibrate_command"),
 }
 
 
@@ -203,6 +208,20 @@ def make_parser() -> Parser:
     p_build.add_argument(
         "output", nargs="?", default=DEFAULT_MODEL, help="folder to save the pipeline to"
     )
+    p_calibrate = sub.add_parser(
+        "calibrate", help="fit the confidence model on gold notes and write its rule file"
+    )
+    p_calibrate.add_argument(
+        "gold",
+        nargs="*",
+        default=CALIBRATION_GOLD,
+        help="gold JSONL files or folders with document-level codes",
+    )
+    p_calibrate.add_argument("--output", default=CALIBRATION_OUTPUT, help="model file to write")
+    p_calibrate.add_argument(
+        "--isotonic", action="store_true", help="add an isotonic map after the logistic"
+    )
+    p_calibrate.add_argument("--model", help=_MODEL_HELP)
     add_serve_parser(sub)
     add_spark_parser(sub)
     for command in sub.choices.values():
@@ -365,6 +384,19 @@ def build_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def calibrate_command(args: argparse.Namespace) -> int:
+    """``notecoder calibrate``: fit the confidence model, write it, say what it was fitted on."""
+    from notecoder.confidence import calibrate
+
+    data = calibrate(args.gold, args.output, model=args.model, isotonic=args.isotonic)
+    done = data["training"]
+    print(
+        f"confidence model ({data['method']}) fitted on {done['codes']} codes of "
+        f"{done['notes']} notes ({done['kept']} kept), written to {args.output}"
+    )
+    return 0
+
+
 def suggest_command(args: argparse.Namespace) -> int:
     """``notecoder suggest``: one note in, its result (JSON or text for a reader) out."""
     from notecoder.api import default_pipeline, suggest
@@ -484,8 +516,12 @@ def render_text(result: dict[str, Any], text: str) -> str:
     lines.append("Documentation-gap flags:" if result["flags"] else "Documentation-gap flags: none")
     for flag in result["flags"]:
         on = f" [{flag['code']}]" if flag.get("code") else ""
-        lines.append(f"  {flag['flag']}{on}: {flag['message']}")
+        lines.append(f"  {flag['flag']} ({flag['kind']}){on}: {flag['message']}")
         lines.extend(_evidence_lines(flag["evidence"], text))
+        if flag.get("query"):
+            query = flag["query"]
+            lines.append(f"      Draft query, {query['title']}: {query['question']}")
+            lines.extend(f"        [ ] {option}" for option in query["options"])
     return "\n".join(lines)
 
 

@@ -59,14 +59,32 @@ class Candidate:
     region: str | None
     evidence: list[Span]
     kind: str  # "condition" | "pain"
+    #: The probability that a coder keeps the code, set by ``notecoder_confidence``.
     confidence: float = 0.9
     #: Does the family code a region? A site-unspecified code of one that does
     #: asks for the level (REGION_UNSPECIFIED); M41.9 or M96.1 have no site to ask for.
     site_coded: bool = False
+    #: How the region was found (``REGION_SOURCES``; None for pain, which takes none):
+    #: a feature of the confidence model (``notecoder.confidence``).
+    region_source: str | None = None
 
     @property
     def family_m53_8(self) -> bool:
         return self.code.startswith("M53.8")
+
+
+#: How ``Coder._regions`` found a condition's region, the most direct first: the
+#: mention's own precise level, its region word alone, its sentence's levels, the same
+#: condition elsewhere in the note, the procedure's levels, the note's only region, none.
+REGION_SOURCES = (
+    "own_level",
+    "region_word",
+    "sentence",
+    "same_condition",
+    "procedure",
+    "only_region",
+    "none",
+)
 
 
 class _NoteIndex:
@@ -439,9 +457,12 @@ class Coder(RuleFileComponent):
         self, doc: Doc, conditions: list[Span], mentions: list[Span], usable: list[Span]
     ) -> list[Candidate]:
         by_key: dict[tuple[str, str | None], list[Span]] = {}
+        sources: dict[tuple[Span, str | None], str] = {}  # (mention, region) -> how found
         for m in conditions:
-            for region in self._regions(m, mentions):
+            regions, source = self._regions(m, mentions)
+            for region in regions:
                 by_key.setdefault((self._concept(m), region), []).append(m)
+                sources.setdefault((m, region), source)
         by_key = self._combine(by_key, usable, mentions)
         pain_detail = self._pain_detail(usable)
         claudication = any(self._concept(m) == "neurogenic_claudication" for m in usable)
@@ -481,10 +502,12 @@ class Coder(RuleFileComponent):
                         region=region,
                         evidence=unique_spans(spans),
                         kind="condition",
-                        confidence=self._confidence(spans, region),
                         site_coded=not spec.get("no_region") and icd.has_regions(family),
                     )
                 )
+        for c in out:  # the most direct way any of its mentions found the region
+            found = [sources[s, c.region] for s in c.evidence if (s, c.region) in sources]
+            c.region_source = min(found, key=REGION_SOURCES.index, default=None)
         return _dedupe(out)
 
     def _fractures(
@@ -527,27 +550,9 @@ class Coder(RuleFileComponent):
                     region,
                     unique_spans(spans),
                     "condition",
-                    confidence=self._confidence(spans, region),
                 )
             )
         return out
-
-    def _confidence(self, spans: list[Span], region: str | None) -> float:
-        """How sure a condition code is: lower when uncertain, with no region, with
-        only a region word, or found outside the diagnostic statement."""
-        score = 0.92
-        if any(mention(s).is_uncertain for s in spans):
-            score -= 0.3
-        if region is None:
-            score -= 0.25
-        elif not any(
-            a.label_ == "SPINAL_LEVEL" for s in spans for a in mention(s).linked_levels or []
-        ):
-            score -= 0.07
-        statement = self.rules["diagnostic_statement"]["sections"]
-        if not any(section_of(s) in statement for s in spans):
-            score -= 0.05
-        return round(max(score, 0.1), 2)
 
     def _osteoporotic(self, doc: Doc, region: str | None, spans: list[Span]) -> list[Candidate]:
         """A collapsed vertebra with osteoporosis documented is also M80.08X- (section 2).
@@ -584,8 +589,9 @@ class Coder(RuleFileComponent):
             ]
         return [(r, family) for r in regions]
 
-    def _regions(self, span: Span, mentions: list[Span]) -> list[str | None]:
-        """The regions of a condition, with levels documented elsewhere where it has none.
+    def _regions(self, span: Span, mentions: list[Span]) -> tuple[list[str | None], str]:
+        """The regions of a condition, with levels documented elsewhere where it has none,
+        and how they were found (one of ``REGION_SOURCES``).
 
         Section 1 (v3): a condition of the diagnostic statement with no level of
         its own takes the levels documented for it anywhere in the note (the same
@@ -598,11 +604,11 @@ class Coder(RuleFileComponent):
         spec = self._spec(concept) or {}
         own = list(mention(span).regions or [])
         if own and any(is_precise(a) for a in mention(span).linked_levels or []):
-            return own
+            return own, "own_level"
         combining = concept in self.rules["combinations"]
         if (spec.get("no_region") and not combining) or (spec.get("injury") and not own):
             # An injury's region is its own ("hip fracture" is not a spine fracture).
-            return own or [None]
+            return (own, "region_word") if own else ([None], "none")
         # The regions of the same condition where the note gives it precise levels (this
         # mention adds none of its own: with regions and precise levels it returned above).
         same = list(self._note.precise.get(concept, {}))
@@ -623,17 +629,21 @@ class Coder(RuleFileComponent):
                 ]
                 or [word]
             ]
-            return list(dict.fromkeys(refined))
+            source = "region_word"
+            if set(refined) & set(levels):
+                source = "same_condition" if same else "procedure"
+            return list(dict.fromkeys(refined)), source
         sentence = self._sentence_regions(span)
         if sentence:
-            return sentence
+            return sentence, "sentence"
         same += self._note.regions.get(concept, {})  # (this mention has no regions)
         if same:
-            return list(dict.fromkeys(same))
+            return list(dict.fromkeys(same)), "same_condition"
         procedure = self._procedure_regions(mentions, spec)
         if procedure:
-            return procedure
-        return self._note.only_region()
+            return procedure, "procedure"
+        only = self._note.only_region()
+        return only, "none" if only == [None] else "only_region"
 
     def _sentence_regions(self, span: Span) -> list[str]:
         """Regions for a mention with none of its own, from its sentence: those of the
@@ -822,7 +832,6 @@ class Coder(RuleFileComponent):
                     region=None,
                     evidence=unique_spans(spans),
                     kind="pain",
-                    confidence=0.85,
                 )
             )
         return _dedupe(out)

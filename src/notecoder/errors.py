@@ -78,6 +78,7 @@ class Errors(metaclass=ErrorsWithCodes):
     E057 = "Delta table {path} has no data files"
     # rule files (schemas)
     E058 = "rule file {path} line {line}: {problem}"
+    E059 = "provider_queries.json, query of {flag}: {problem}"
     # serve
     E060 = (
         "--host {host} is reachable from other machines and the notes are PHI: give an API "

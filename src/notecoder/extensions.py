@@ -58,7 +58,9 @@ ATTRIBUTES: dict[str, Attribute] = {
         "spaCy", ("notecoder_levels",), ("notecoder_entities", "notecoder_linker")
     ),
     "doc._.sections": Attribute(
-        "medspaCy", ("notecoder_sectionizer",), ("notecoder_context", *_CODER_AND_RESULT)
+        "medspaCy",
+        ("notecoder_sectionizer",),
+        ("notecoder_context", *_CODER_AND_RESULT, "notecoder_confidence"),
     ),
     "span._.section_category": Attribute("notecoder", ("notecoder_sectionizer",), ()),
     "token._.section_category": Attribute("notecoder", ("notecoder_sectionizer",), ()),
@@ -84,7 +86,9 @@ ATTRIBUTES: dict[str, Attribute] = {
     "span._.response": Attribute("notecoder", ("notecoder_entities",), _CODER_AND_RESULT),
     "span._.abbreviation_of": Attribute("notecoder", ("notecoder_entities",), ()),
     "span._.is_negated": Attribute("notecoder", ("notecoder_context",), _CODER_AND_RESULT),
-    "span._.is_uncertain": Attribute("notecoder", ("notecoder_context",), _CODER_AND_RESULT),
+    "span._.is_uncertain": Attribute(
+        "notecoder", ("notecoder_context",), (*_CODER_AND_RESULT, "notecoder_confidence")
+    ),
     "span._.is_historical": Attribute("notecoder", ("notecoder_context",), _CODER_AND_RESULT),
     "span._.is_hypothetical": Attribute("notecoder", ("notecoder_context",), _CODER_AND_RESULT),
     "span._.is_family": Attribute("notecoder", ("notecoder_context",), _CODER_AND_RESULT),
@@ -93,8 +97,16 @@ ATTRIBUTES: dict[str, Attribute] = {
     "doc._.context_targets": Attribute("notecoder", ("notecoder_context",), ()),
     "span._.linked_levels": Attribute("notecoder", ("notecoder_linker",), _CODER_AND_RESULT),
     "doc._.setting": Attribute("notecoder", ("notecoder.api",), _CODER_AND_RESULT),
-    "doc._.codes": Attribute("notecoder", ("notecoder_coder",), ("notecoder.result",)),
-    "doc._.flags": Attribute("notecoder", ("notecoder_coder",), ("notecoder.result",)),
+    "doc._.codes": Attribute(
+        "notecoder",
+        ("notecoder_coder", "notecoder_confidence"),
+        ("notecoder_confidence", "notecoder.result"),
+    ),
+    "doc._.flags": Attribute(
+        "notecoder",
+        ("notecoder_coder", "notecoder_queries"),
+        ("notecoder_queries", "notecoder.result"),
+    ),
 }
 
 
@@ -185,7 +197,7 @@ def restore(doc: Doc) -> Doc:
 
 _DOC_ATTRS: dict[str, object] = {
     "codes": None,  # list[notecoder.coder.Candidate]: code, evidence spans, confidence
-    "flags": None,  # list[dict]: flag, message, confidence, evidence spans, code
+    "flags": None,  # list[dict]: flag, kind, message, confidence, evidence spans, code, query
     "setting": "outpatient",
     # The mentions ConText modifies: spinal levels are never asserted or denied.
     "context_targets": None,  # list[Span]

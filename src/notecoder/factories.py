@@ -22,10 +22,12 @@ from notecoder.extensions import SPANS_KEY
 if TYPE_CHECKING:
     from notecoder.abbreviations import ParenthesisAbbreviationDetector
     from notecoder.coder import Coder
+    from notecoder.confidence import Confidence
     from notecoder.context import NotecoderContext
     from notecoder.entities import EntityRuler
     from notecoder.levels import LevelDetector
     from notecoder.linker import Linker
+    from notecoder.queries import ProviderQueries
     from notecoder.sections import NotecoderSectionizer
     from notecoder.sentences import SentenceSplitter
 
@@ -164,3 +166,19 @@ def make_linker(nlp: Language, name: str, spans_key: str) -> "Linker":
 def make_coder(nlp: Language, name: str, spans_key: str) -> "Coder":
     """Build the coder; its rules come at ``initialize`` or ``from_disk``."""
     return _component("coder").Coder(spans_key)
+
+
+@Language.factory(
+    "notecoder_confidence",
+    assigns=["doc._.codes"],
+    requires=["doc._.codes", "doc._.sections", "span._.is_uncertain"],
+)
+def make_confidence(nlp: Language, name: str) -> "Confidence":
+    """Build the confidence model; its coefficients come at ``initialize`` or ``from_disk``."""
+    return _component("confidence").Confidence(name)
+
+
+@Language.factory("notecoder_queries", assigns=["doc._.flags"], requires=["doc._.flags"])
+def make_queries(nlp: Language, name: str) -> "ProviderQueries":
+    """Build the query drafter; its templates come at ``initialize`` or ``from_disk``."""
+    return _component("queries").ProviderQueries()

@@ -21,6 +21,26 @@ which are wire-compatible with R4 for every resource used here):
   :data:`FLAG_SYSTEM`, ``detail`` = the message, evidence spans as above). A flag
   that names a suggested code also ``implicates`` that code's Condition and is
   copied into the Condition's ``note``, so a reader of the Condition alone sees it.
+- Provider queries: a query flag (``kind`` *query*, with a ``query``) also gets a
+  ``Task`` right after its DetectedIssue: the draft provider query, for a clinical
+  documentation specialist to review and send. A Task rather than a
+  CommunicationRequest because a query is work the provider is asked to do and
+  answer, tracked until closed: Task has the lifecycle (``status`` *draft* now,
+  then requested, completed ...), a place for the answer (``output``) and
+  ``focus`` for the thing to clarify; CommunicationRequest only asks that a
+  message be conveyed (and in R4 has no ``intent`` and cannot give a
+  DetectedIssue as its ``reasonReference``). ``status`` *draft* and ``intent``
+  *proposal* (a system's suggestion no one has sent yet); ``code`` *provider-query* in
+  :data:`TASK_CODE_SYSTEM`; ``description`` = the question; ``for`` = the subject;
+  ``focus`` = the Condition of the flag's code (when it names one);
+  ``reasonReference`` = the flag's DetectedIssue. ``input``, typed in
+  :data:`QUERY_INPUT_SYSTEM`, in this order: *title* (when the query has one),
+  *question*, one *option* per answer in the query's order (``valueString``,
+  so any Task reader can show them as a pick list and put the answer in
+  ``output``), one *indicator* per clinical indicator (``valueString`` = its text,
+  offsets in the :data:`SPAN_URL` extension on the input). The Task holds only the
+  query's own text: no code, no flag message (which names codes), no fee or
+  payment. Coding flags (``kind`` *coding*, ``query`` null) stay DetectedIssues only.
 - A note that could not be processed gives a Bundle with one
   ``OperationOutcome`` (severity error) whose ``diagnostics`` is ``result["error"]``.
 - R4 requires ``Condition.subject``; notecoder never sees the patient, so the
@@ -42,8 +62,13 @@ NOTE_ID_SYSTEM = "urn:notecoder:note-id"
 FLAG_SYSTEM = "urn:notecoder:flag"
 SPAN_URL = "urn:notecoder:fhir:StructureDefinition:evidence-span"
 CONFIDENCE_URL = "urn:notecoder:fhir:StructureDefinition:confidence"
+#: ``Task.code`` of a provider query (no HL7 task code means "answer this query").
+TASK_CODE_SYSTEM = "urn:notecoder:task"
+#: ``Task.input.type`` of a provider query: title, question, option, indicator.
+QUERY_INPUT_SYSTEM = "urn:notecoder:query-input"
 
-_DEFAULT_SUBJECT = {"display": "Patient of the coded note (not known to notecoder)"}
+#: Worded without "code": the query Tasks carry it too, and a query names no code.
+_DEFAULT_SUBJECT = {"display": "Patient of the note (not known to notecoder)"}
 
 
 def _urn() -> str:
@@ -150,13 +175,67 @@ def _detected_issue(
     return issue
 
 
+def _query_input(kind: str, value: str) -> dict[str, Any]:
+    return {
+        "type": {"coding": [{"system": QUERY_INPUT_SYSTEM, "code": kind}]},
+        "valueString": value,
+    }
+
+
+def _query_task(
+    query: dict[str, Any],
+    condition: str | None,
+    issue: str,
+    subject: dict[str, Any],
+) -> dict[str, Any]:
+    """The draft provider query of one query flag as a ``Task``.
+
+    Only the query's own title, question, options and indicators go in: the flag's
+    name and message are on the DetectedIssue, and the message names codes, which
+    a compliant query must not (it would lead the provider toward an answer).
+    """
+    inputs: list[dict[str, Any]] = []
+    if query.get("title"):
+        inputs.append(_query_input("title", str(query["title"])))
+    inputs.append(_query_input("question", str(query["question"])))
+    inputs.extend(_query_input("option", str(option)) for option in query.get("options") or [])
+    for indicator in query.get("indicators") or []:
+        entry = _query_input(
+            "indicator", str(indicator.get("text") or f"{indicator['start']}-{indicator['end']}")
+        )
+        entry["extension"] = [_span_extension(indicator)]
+        inputs.append(entry)
+    task: dict[str, Any] = {
+        "resourceType": "Task",
+        "status": "draft",
+        "intent": "proposal",
+        "code": {
+            "coding": [
+                {
+                    "system": TASK_CODE_SYSTEM,
+                    "code": "provider-query",
+                    "display": "Provider documentation query",
+                }
+            ]
+        },
+        "description": str(query["question"]),
+        "for": subject,
+        "reasonReference": {"reference": issue},
+        "input": inputs,
+    }
+    if condition:
+        task["focus"] = {"reference": condition}
+    return task
+
+
 def to_fhir_bundle(
     result: dict[str, Any], *, subject: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     """The FHIR R4 ``Bundle`` (type collection) for one docs/formats.md result.
 
     ``subject`` is a FHIR Reference (e.g. ``{"reference": "Patient/123"}``) for
-    the Conditions and DetectedIssues; without it a display-only placeholder.
+    the Conditions, DetectedIssues and query Tasks; without it a display-only
+    placeholder.
     """
     subject = dict(subject or _DEFAULT_SUBJECT)
     flags = list(result.get("flags") or [])
@@ -167,8 +246,14 @@ def to_fhir_bundle(
         full_urls.setdefault(str(code["code"]), full_url)
         entries.append({"fullUrl": full_url, "resource": _condition(code, flags, subject)})
     for flag in flags:
-        issue = _detected_issue(flag, full_urls.get(str(flag.get("code"))), subject)
-        entries.append({"fullUrl": _urn(), "resource": issue})
+        condition = full_urls.get(str(flag.get("code")))
+        issue_url = _urn()
+        entries.append(
+            {"fullUrl": issue_url, "resource": _detected_issue(flag, condition, subject)}
+        )
+        if flag.get("kind") == "query" and flag.get("query"):
+            task = _query_task(flag["query"], condition, issue_url, subject)
+            entries.append({"fullUrl": _urn(), "resource": task})
     if result.get("error"):
         outcome = {
             "resourceType": "OperationOutcome",

@@ -1,8 +1,12 @@
 """Documentation-gap flags (docs/coding-rules.md section 4), each with its evidence.
 
-A flag is what a coder or auditor would query the provider about. The names
-are fixed by docs/coding-rules.md section 4; the message says what is missing
-in plain words.
+A ``query`` flag is a documentation gap a clinical documentation specialist
+would take back to the provider (``notecoder.queries`` drafts the query); a
+``coding`` flag explains a coding decision. Each flag's kind, confidence and
+message template are data (code_families.json ``flags``); this module decides
+when a flag applies and fills its message with what the result holds: the
+codes, regions and levels concerned and the mention it rests on, never a claim
+the result does not bear out (no "symptoms coded instead" where none were).
 """
 
 from __future__ import annotations
@@ -12,11 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from spacy.tokens import Doc, Span
 
-from notecoder.codes import excludes1
+from notecoder.codes import description, excludes1
 from notecoder.excludes import Dropped
 from notecoder.extensions import mention, sentence_text
 from notecoder.linker import is_precise
 from notecoder.regions import REGION_PHRASE
+from notecoder.schemas import FLAG_FIELDS
 from notecoder.sections import section_of
 
 if TYPE_CHECKING:
@@ -25,37 +30,67 @@ if TYPE_CHECKING:
 #: Families whose codes do not raise MORE_SPECIFIC_CODE.
 GENERAL_FAMILIES = ("M53.8", "M54.", "M46.4")
 
-
-#: How sure a flag is. Flags raised on what the note says are firm; flags raised
-#: on what it does not say (no imaging, no treatment found) can be a mention our
-#: rules missed, and say so by a lower confidence.
-CONFIDENCE = {
-    "PAIN_ONLY": 0.85,
-    "REGION_UNSPECIFIED": 0.8,
-    "REGION_CONFLICT": 0.8,
-    "IMAGING_MISSING": 0.75,
-    "CONSERVATIVE_CARE_MISSING": 0.7,
-    "MULTI_REGION": 0.9,
-    "DISCITIS_EXCLUDES1": 0.95,
-    "MORE_SPECIFIC_CODE": 0.9,
-    "UNCERTAIN_DX": 0.85,
-    "EXCLUDES1": 0.9,
-}
+#: The flag names docs/coding-rules.md section 4 fixes (code_families.json defines each).
+FLAGS: tuple[str, ...] = tuple(FLAG_FIELDS)
 
 
-FLAGS: tuple[str, ...] = tuple(CONFIDENCE)
+def quoted(spans: Iterable[Span]) -> str:
+    """The mentions as the note words them, each once: 'disc herniation', 'stenosis'."""
+    texts = dict.fromkeys(" ".join(s.text.split()) for s in spans)
+    return ", ".join(f"'{t}'" for t in texts)
 
 
-def _flag(name: str, message: str, evidence: list[Span], code: str | None = None) -> dict[str, Any]:
-    flag: dict[str, Any] = {
-        "flag": name,
-        "message": message,
-        "confidence": CONFIDENCE[name],
-        "evidence": evidence,
-    }
-    if code:
-        flag["code"] = code
-    return flag
+def _levels(spans: Iterable[Span]) -> list[str]:
+    """The spinal levels documented for the mentions, as written ("L4-5"), each once."""
+    return list(
+        dict.fromkeys(
+            " ".join(a.text.split())
+            for s in spans
+            for a in mention(s).linked_levels or []
+            if is_precise(a)
+        )
+    )
+
+
+def _at_levels(spans: Iterable[Span]) -> str:
+    levels = _levels(spans)
+    return f" at {', '.join(levels)}" if levels else ""
+
+
+def _coded(candidates: Iterable[Candidate]) -> str:
+    """Codes with the mentions they code: M54.50 ('low back pain')."""
+    return "; ".join(f"{c.code} ({quoted(c.evidence[:1])})" for c in candidates)
+
+
+class _Flags:
+    """The flags of one note, built from the flag rules of code_families.json."""
+
+    def __init__(self, rules: dict[str, Any]) -> None:
+        self.rules = rules["flags"]
+        self.flags: list[dict[str, Any]] = []
+
+    def add(
+        self,
+        name: str,
+        evidence: list[Span],
+        code: str | None = None,
+        case: str | None = None,
+        **fields: Any,
+    ) -> None:
+        rule = self.rules[name]
+        template = rule["message"] if case is None else rule["message"][case]
+        flag: dict[str, Any] = {
+            "flag": name,
+            "kind": rule["kind"],
+            "message": template.format(code=code, **fields),
+            "confidence": rule["confidence"],
+            "evidence": evidence,
+            # What the message says, for the provider query (notecoder.queries).
+            "fields": fields,
+        }
+        if code:
+            flag["code"] = code
+        self.flags.append(flag)
 
 
 def compute_flags(
@@ -67,111 +102,93 @@ def compute_flags(
     dropped: Sequence[tuple[Candidate, Candidate, Dropped]] = (),
 ) -> list[dict[str, Any]]:
     """All flags that apply to the note, in the order of docs/coding-rules.md section 4."""
-    flags: list[dict[str, Any]] = []
+    out = _Flags(rules)
     pain_prefixes = tuple(rules["pain_codes"])
     conditions = [c for c in candidates if c.kind == "condition"]
     if candidates and all(c.code.startswith(pain_prefixes) for c in candidates):
-        flags.append(
-            _flag(
-                "PAIN_ONLY",
-                "Only pain is documented: no named spine condition supports a more specific "
-                "code (M53.8- would not survive audit).",
-                [s for c in candidates for s in c.evidence],
-            )
-        )
+        evidence = [s for c in candidates for s in c.evidence]
+        out.add("PAIN_ONLY", evidence, coded=_coded(candidates), mentions=quoted(evidence))
     for c in conditions:
         if c.region is None and c.site_coded:
-            flags.append(
-                _flag(
-                    "REGION_UNSPECIFIED",
-                    f"No spinal region or level is documented for {c.evidence[0].text!r}.",
-                    c.evidence,
-                    c.code,
-                )
-            )
-    flags.extend(_region_conflicts(conditions, rules))
+            out.add("REGION_UNSPECIFIED", c.evidence, c.code, mention=quoted(c.evidence[:1]))
+    _region_conflicts(out, conditions, rules)
     for c in conditions:
-        if not c.family_m53_8:
-            continue
-        imaging = _imaging_for(c.region, mentions, rules)
-        if not imaging:
-            flags.append(
-                _flag(
-                    "IMAGING_MISSING",
-                    f"No imaging finding documented for {REGION_PHRASE[c.region]}.",
-                    c.evidence,
-                    c.code,
-                )
+        if c.family_m53_8 and not _imaging_for(c.region, mentions, rules):
+            out.add(
+                "IMAGING_MISSING",
+                c.evidence,
+                c.code,
+                mention=quoted(c.evidence[:1]),
+                at_levels=_at_levels(c.evidence),
+                region=REGION_PHRASE[c.region],
             )
     m53 = [c for c in conditions if c.family_m53_8]
     if m53 and not [m for m in mentions if _treatment_done(m, rules)]:
-        flags.append(
-            _flag(
-                "CONSERVATIVE_CARE_MISSING",
-                "No conservative treatment (physical therapy, chiropractic, injections, bracing, "
-                "medication trial) is documented.",
-                [s for c in m53 for s in c.evidence],
-                m53[0].code,
-            )
+        evidence = [s for c in m53 for s in c.evidence]
+        out.add(
+            "CONSERVATIVE_CARE_MISSING",
+            evidence,
+            m53[0].code,
+            coded=_coded(m53),
+            mentions=quoted(evidence),
         )
-    regions = {c.region for c in conditions if c.region}
+    regions = list(dict.fromkeys(c.region for c in conditions if c.region))
     if len(regions) > 1 or "multiple" in regions:
-        flags.append(
-            _flag(
-                "MULTI_REGION",
-                "Conditions are documented in more than one region: one code per region.",
-                [s for c in conditions for s in c.evidence],
-            )
+        coded = [c for c in conditions if c.region]
+        out.add(
+            "MULTI_REGION",
+            unique_spans(s for c in coded for s in c.evidence),
+            count=len(regions),
+            regions=", ".join(regions),
+            coded=_coded(coded),
         )
     for c in conditions:
         if rules["concepts"].get(c.concept, {}).get("discitis"):
             # Quote the tabular list's own note (block M50-M54, Excludes1).
             note = next((n for n in excludes1("M53.8") if "discitis" in n.lower()), "discitis")
-            flags.append(
-                _flag(
-                    "DISCITIS_EXCLUDES1",
-                    f"M50-M54 excludes1 '{note}': discitis is coded to {c.code}, never to "
-                    "M53.8- or M54.-.",
-                    c.evidence,
-                    c.code,
-                )
+            out.add(
+                "DISCITIS_EXCLUDES1", c.evidence, c.code, mention=quoted(c.evidence[:1]), note=note
             )
     for c in conditions:
         if not c.code.startswith(GENERAL_FAMILIES):
-            flags.append(
-                _flag(
-                    "MORE_SPECIFIC_CODE",
-                    f"{c.code} is more specific than M53.8-/M54.- for {c.evidence[0].text!r}.",
-                    c.evidence,
-                    c.code,
-                )
+            out.add(
+                "MORE_SPECIFIC_CODE",
+                c.evidence,
+                c.code,
+                description=description(c.code),
+                mention=quoted(c.evidence[:1]),
+                at_levels=_at_levels(c.evidence),
             )
     for lost, kept, why in dropped:
         if rules["concepts"].get(kept.concept, {}).get("discitis"):
             continue  # DISCITIS_EXCLUDES1 names this case
-        flags.append(
-            _flag(
-                "EXCLUDES1",
-                f"{lost.code} ({lost.evidence[0].text!r}) is not coded beside {kept.code}: "
-                f"{why.note_of} Excludes1 '{why.note}'.",
-                unique_spans([*kept.evidence, *lost.evidence]),
-                lost.code,
-            )
+        out.add(
+            "EXCLUDES1",
+            unique_spans([*kept.evidence, *lost.evidence]),
+            lost.code,
+            lost=lost.code,
+            lost_mention=quoted(lost.evidence[:1]),
+            kept=kept.code,
+            kept_mention=quoted(kept.evidence[:1]),
+            note_of=why.note_of,
+            note=why.note,
         )
     if uncertain:
-        flags.append(
-            _flag(
-                "UNCERTAIN_DX",
-                "A spine diagnosis is documented as uncertain"
-                + (
-                    ": it is coded as established (inpatient)."
-                    if doc._.setting == "inpatient"
-                    else ": the documented symptoms are coded instead (outpatient)."
-                ),
-                uncertain,
-            )
-        )
-    return flags
+        _uncertain(out, doc, candidates, uncertain)
+    return out.flags
+
+
+def _uncertain(out: _Flags, doc: Doc, candidates: list[Candidate], uncertain: list[Span]) -> None:
+    """UNCERTAIN_DX, saying what the result did with the diagnosis: outpatient, its
+    symptoms coded instead (if any were); inpatient, the codes resting on it."""
+    bounds = {(s.start, s.end) for s in uncertain}
+    if doc._.setting == "inpatient":
+        coded = [c for c in candidates if any((s.start, s.end) in bounds for s in c.evidence)]
+        case = "inpatient" if coded else "inpatient_uncoded"
+    else:
+        coded = [c for c in candidates if c.kind == "pain"]
+        case = "outpatient_symptoms" if coded else "outpatient"
+    out.add("UNCERTAIN_DX", uncertain, case=case, mentions=quoted(uncertain), coded=_coded(coded))
 
 
 def _documented(span: Span) -> bool:
@@ -205,32 +222,33 @@ def _imaging_for(region: str | None, mentions: list[Span], rules: dict[str, Any]
     return found
 
 
-def _region_conflicts(conditions: list[Candidate], rules: dict[str, Any]) -> list[dict[str, Any]]:
+def _region_conflicts(out: _Flags, conditions: list[Candidate], rules: dict[str, Any]) -> None:
     compatible = rules["compatible_regions"]
-    out = []
     for c in conditions:
         for span in c.evidence:
             anchors = mention(span).linked_levels or []
-            words = {mention(a).region for a in anchors if not is_precise(a)}
-            levels = {mention(a).region for a in anchors if is_precise(a)}
-            clash = {
+            words = [a for a in anchors if not is_precise(a)]
+            levels = [a for a in anchors if is_precise(a)]
+            level_regions = {mention(a).region for a in levels}
+            clash = [
                 w
                 for w in words
-                if levels and w not in levels and not levels & set(compatible.get(w, []))
-            }
+                if level_regions
+                and mention(w).region not in level_regions
+                and not level_regions & set(compatible.get(mention(w).region, []))
+            ]
             if clash:
-                out.append(
-                    _flag(
-                        "REGION_CONFLICT",
-                        f"{span.text!r} names the {'/'.join(sorted(clash))} region but the "
-                        f"documented levels are {', '.join(sorted(levels))}: the levels decide "
-                        "the code.",
-                        [span, *anchors],
-                        c.code,
-                    )
+                out.add(
+                    "REGION_CONFLICT",
+                    [span, *anchors],
+                    c.code,
+                    mention=quoted([span]),
+                    words=quoted(clash),
+                    word_regions="/".join(sorted({mention(w).region for w in clash})),
+                    levels=", ".join(_levels([span])),
+                    level_regions="/".join(sorted(r for r in level_regions if r)),
                 )
                 break
-    return out
 
 
 def unique_spans(spans: Iterable[Span]) -> list[Span]:

@@ -20,6 +20,7 @@ import on first use.
 
 from __future__ import annotations
 
+import bisect
 import json
 import sys
 from collections.abc import Iterable
@@ -38,6 +39,9 @@ FAMILIES_FILE = RULES_DIR / "code_families.json"
 TERMINOLOGY_FILE = RULES_DIR / "terminology.json"
 #: How the compact table names itself in errors.
 COMPACT_NAME = "pipelines/icd10cm_table.json (regenerate: python -m notecoder.icd10cm)"
+#: Every billable code of the list with its description, for code search (``notecoder
+#: serve``'s ``GET /v1/codes``): a coder may add any code, not only the table's.
+CODES_FILE = PIPELINES_DIR / "icd10cm_codes.json"
 
 
 class Item(NamedTuple):
@@ -201,6 +205,59 @@ def _source_version() -> str:
     return version("simple-icd-10-cm")
 
 
+class CodeList:
+    """Every billable code with its description, searched by code prefix or by words.
+
+    What a coder who adds a missed code types against: all 74,000-odd billable
+    codes, not only the compact table's families, read from
+    pipelines/icd10cm_codes.json (some 7 MB, a tenth of a second to read) rather
+    than from simple-icd-10-cm, whose import parses the whole tabular XML.
+    """
+
+    def __init__(self, codes: dict[str, str]) -> None:
+        self._descriptions = codes
+        # Keys without the dot, sorted: a prefix is a contiguous run, found by bisection,
+        # whether the coder types "M54.1" or "M541".
+        self._keys = sorted((code.replace(".", ""), code) for code in codes)
+        self._lowered = [(code, desc.lower()) for code, desc in codes.items()]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CodeList:
+        """The list from the data :func:`derive_codes` makes (the codes file's content)."""
+        return cls(data["codes"])
+
+    def __len__(self) -> int:
+        return len(self._descriptions)
+
+    def __contains__(self, code: object) -> bool:
+        return isinstance(code, str) and code in self._descriptions
+
+    def description(self, code: str) -> str | None:
+        """The description of a billable code as the list spells it, else None."""
+        return self._descriptions.get(code)
+
+    def with_prefix(self, prefix: str) -> list[str]:
+        """Billable codes whose code starts with ``prefix`` (any case, dot or none), sorted."""
+        key = prefix.upper().replace(".", "")
+        start = bisect.bisect_left(self._keys, (key,))
+        stop = bisect.bisect_left(self._keys, (key + "~",))  # "~" sorts after A-Z and 0-9
+        return [code for _, code in self._keys[start:stop]]
+
+    def with_words(self, words: str) -> list[str]:
+        """Billable codes whose description holds every word of ``words`` (any case), in
+        tabular order."""
+        terms = words.lower().split()
+        if not terms:
+            return []
+        return [code for code, desc in self._lowered if all(t in desc for t in terms)]
+
+
+@cache
+def code_list() -> CodeList:
+    """Every billable code (pipelines/icd10cm_codes.json), read once per process."""
+    return read_rule_file(CODES_FILE, CodeList.from_dict)
+
+
 # -- deriving the compact table ---------------------------------------------------------
 
 
@@ -314,6 +371,27 @@ def derive(roots: Iterable[str]) -> dict[str, Any]:
     }
 
 
+def derive_codes() -> dict[str, Any]:
+    """The codes file's data: every billable code (a leaf that is not a chapter or
+    block) in tabular order, with its description, read from simple-icd-10-cm."""
+    import simple_icd_10_cm as icd
+
+    codes = {
+        code: icd.get_description(code)
+        for code in icd.get_all_codes(True)
+        if icd.is_leaf(code) and not icd.is_chapter_or_block(code)
+    }
+    return {
+        "about": (
+            "Every billable ICD-10-CM code with its description, derived from "
+            "simple-icd-10-cm by notecoder.icd10cm.derive_codes: never edit by hand, run "
+            "`python -m notecoder.icd10cm`."
+        ),
+        "source": f"simple-icd-10-cm {_source_version()}",
+        "codes": codes,
+    }
+
+
 def dumps(data: dict[str, Any]) -> str:
     """The table file's text: JSON with one item a line, so a regeneration diffs by code."""
 
@@ -322,7 +400,7 @@ def dumps(data: dict[str, Any]) -> str:
 
     parts = []
     for key, value in data.items():
-        if key in ("items", "blocks", "referenced"):
+        if key in ("items", "blocks", "referenced", "codes"):
             rows = ",\n".join(line("  ", code, row) for code, row in value.items())
             parts.append(f" {json.dumps(key)}: {{\n{rows}\n }}")
         else:
@@ -337,13 +415,27 @@ def write(path: str | Path = TABLE_FILE) -> dict[str, Any]:
     return data
 
 
+def write_codes(path: str | Path = CODES_FILE) -> dict[str, Any]:
+    """Derive the list of billable codes and write it to ``path``."""
+    data = derive_codes()
+    Path(path).write_text(dumps(data), encoding="utf-8")
+    return data
+
+
 def main() -> None:
-    """``python -m notecoder.icd10cm``: regenerate pipelines/icd10cm_table.json."""
+    """``python -m notecoder.icd10cm``: regenerate pipelines/icd10cm_table.json and
+    pipelines/icd10cm_codes.json."""
     data = write()
     size = TABLE_FILE.stat().st_size
     print(
         f"wrote {TABLE_FILE}: {len(data['items'])} items, {len(data['referenced'])} "
         f"referenced, {size / 1024:.0f} KiB",
+        file=sys.stderr,
+    )
+    codes = write_codes()
+    size = CODES_FILE.stat().st_size
+    print(
+        f"wrote {CODES_FILE}: {len(codes['codes'])} billable codes, {size / 1024:.0f} KiB",
         file=sys.stderr,
     )
 

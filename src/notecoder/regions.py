@@ -20,7 +20,7 @@ REGIONS: tuple[str, ...] = (
     "sacral",
 )
 
-#: Human phrase for messages ("No imaging finding documented for the lumbar region.").
+#: Human phrase for messages and queries ("no imaging finding is documented for the lumbar region").
 REGION_PHRASE: dict[str | None, str] = {
     None: "an unspecified site",
     "occipito-atlanto-axial": "the occipito-atlanto-axial region",

@@ -75,7 +75,10 @@ def render_html(scores: Scores, texts: dict[str, str], title: str = "notecoder e
     for name, frame in scores.titled_tables():
         parts.append(f"<h2>{html.escape(name)}</h2>")
         parts.append(formatted(frame).to_html(index=False))
+    parts.extend(scores.figures())  # inline SVG (the reliability plot)
     parts.extend(f"<p>{html.escape(line)}</p>" for line in scores.omitted)
+    if scores.calibration_missing:
+        parts.append(f"<p>{html.escape(scores.calibration_missing)}</p>")
     parts.append("<h2>Errors</h2><p>")
     for key, name in (("type", "type"), ("level", "level"), ("item", "item")):
         parts.append(

@@ -184,8 +184,14 @@ def doc_to_result(doc: Doc, note_id: str | None) -> dict[str, Any]:
     ]
     flags = []
     for f in doc._.flags or []:
-        flag = {k: v for k, v in f.items() if k != "evidence"}
+        flag = {k: v for k, v in f.items() if k not in ("evidence", "fields", "query")}
         flag["evidence"] = evidence_of(f["evidence"])
+        query = f.get("query")
+        if query is not None:
+            cited = evidence_of(query["indicators"])
+            indicators = [{k: e[k] for k in ("start", "end", "text", "section")} for e in cited]
+            query = {**query, "indicators": indicators}
+        flag["query"] = query
         flags.append(flag)
     spans = doc.spans.get(SPANS_KEY, [])
     return {

@@ -17,6 +17,7 @@ a mistake.
 import json
 import re
 from collections.abc import Sequence
+from string import Formatter
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
@@ -256,8 +257,64 @@ class NonSpinalPain(Rules):
     entry_sections: list[str]
 
 
+#: The fields each flag's message may use, filled by ``notecoder.flags`` (``code`` is the
+#: code the flag is about, where there is one), by the flag names docs/coding-rules.md
+#: section 4 fixes.
+FLAG_FIELDS: dict[str, frozenset[str]] = {
+    "PAIN_ONLY": frozenset({"coded", "mentions"}),
+    "REGION_UNSPECIFIED": frozenset({"code", "mention"}),
+    "REGION_CONFLICT": frozenset(
+        {"code", "mention", "words", "word_regions", "levels", "level_regions"}
+    ),
+    "IMAGING_MISSING": frozenset({"code", "mention", "at_levels", "region"}),
+    "CONSERVATIVE_CARE_MISSING": frozenset({"code", "coded", "mentions"}),
+    "MULTI_REGION": frozenset({"count", "regions", "coded"}),
+    "DISCITIS_EXCLUDES1": frozenset({"code", "mention", "note"}),
+    "MORE_SPECIFIC_CODE": frozenset({"code", "description", "mention", "at_levels"}),
+    "UNCERTAIN_DX": frozenset({"mentions", "coded"}),
+    "EXCLUDES1": frozenset(
+        {"code", "lost", "lost_mention", "kept", "kept_mention", "note_of", "note"}
+    ),
+}
+
+
+def template_fields(template: str) -> set[str]:
+    """The ``str.format`` fields a template names ("{code} ({mention})" -> code, mention)."""
+    return {name for _, name, _, _ in Formatter().parse(template) if name}
+
+
+def _flag_rules(flags: dict[str, "FlagRule"]) -> dict[str, "FlagRule"]:
+    """Every flag of the spec, each message using only the fields its flag fills."""
+    if set(flags) != set(FLAG_FIELDS):
+        missing, unknown = (
+            sorted(set(FLAG_FIELDS) - set(flags)),
+            sorted(set(flags) - set(FLAG_FIELDS)),
+        )
+        raise ValueError(f"flags must be those of section 4: missing {missing}, unknown {unknown}")
+    for name, rule in flags.items():
+        messages = rule.message.values() if isinstance(rule.message, dict) else [rule.message]
+        for message in messages:
+            extra = template_fields(message) - FLAG_FIELDS[name]
+            if extra:
+                raise ValueError(
+                    f"{name}'s message uses {sorted(extra)}; it may use {sorted(FLAG_FIELDS[name])}"
+                )
+    return flags
+
+
+class FlagRule(Rules):
+    """One documentation-gap flag (docs/coding-rules.md section 4): what kind it is, how
+    sure, and its message, a ``str.format`` template of the fields ``notecoder.flags``
+    fills (one template, or one per case the flag distinguishes)."""
+
+    kind: Literal["query", "coding"]
+    confidence: Annotated[float, Field(gt=0, le=1)]
+    message: str | dict[str, str]
+
+
 class CodeFamilies(Rules):
     description: str = ""
+    flags: Annotated[dict[str, FlagRule], AfterValidator(_flag_rules)]
     pain_codes: list[str]
     concepts: dict[str, Concept]
     pain: dict[str, Pain]
@@ -286,6 +343,61 @@ class CodeFamilies(Rules):
     present_cues: Regex
 
 
+# -- provider_queries.json ----------------------------------------------------
+class QueryTemplate(Rules):
+    """The draft provider query of one query flag: ``str.format`` templates of the
+    fields ``notecoder.queries`` fills, and the clinically reasonable answers."""
+
+    title: str
+    question: str
+    options: list[str] = Field(min_length=1)
+
+
+class ProviderQueries(Rules):
+    description: str = ""
+    #: Answers every query offers after its own (compliant query practice).
+    closing_options: list[str] = Field(min_length=2)
+    #: What no query may contain: a code, a fee, a payment or quality effect.
+    forbidden: list[Regex]
+    queries: dict[str, QueryTemplate]
+
+
+# -- confidence_model.json -----------------------------------------------------
+class IsotonicMap(Rules):
+    """The isotonic map after the logistic: ``y`` at each threshold ``x`` (increasing),
+    linear between them, clipped beyond (scikit-learn's ``IsotonicRegression``)."""
+
+    x: list[float]
+    y: list[Annotated[float, Field(ge=0, le=1)]]
+
+
+class ConfidenceTraining(Rules):
+    """What the model was fitted on (written by ``notecoder calibrate``; read by no code)."""
+
+    codes: int
+    kept: int
+    notes: int
+    regularization: float
+    note_weighted: bool
+    corpora: list[str] = []
+
+
+class ConfidenceModel(Rules):
+    """The fitted confidence model (``notecoder.confidence``): which features, their
+    coefficients and intercept, and the isotonic map if any."""
+
+    description: str = ""
+    method: Literal["logistic", "logistic+isotonic"]
+    statement_sections: list[str]
+    family_groups: list[str]
+    evidence_cap: Annotated[int, Field(ge=1)]
+    features: list[str]
+    coefficients: list[float]
+    intercept: float
+    isotonic: IsotonicMap | None = None
+    training: ConfidenceTraining | None = None
+
+
 # -- terminology.json ----------------------------------------------------------
 class TerminologyRules(Rules):
     """What ``notecoder.terminology`` derives terminology_patterns.jsonl from."""
@@ -312,6 +424,8 @@ RULE_FILES: dict[str, type[Rules]] = {
     "entity_attributes.json": EntityAttributes,
     "context_rules.json": ContextRules,
     "code_families.json": CodeFamilies,
+    "confidence_model.json": ConfidenceModel,
+    "provider_queries.json": ProviderQueries,
     "terminology.json": TerminologyRules,
 }
 

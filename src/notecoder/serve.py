@@ -2,7 +2,8 @@
 
 Endpoints (see ``/openapi.json``): ``POST /v1/suggest`` and ``POST /v1/suggest/batch``
 (docs/formats.md results, or a FHIR R4 Bundle with ``?format=fhir``), ``GET
-/v1/codes/{code}`` (the tabular list entry of a code), ``GET /health`` and ``GET
+/v1/codes/{code}`` (the tabular list entry of a code), ``GET /v1/codes?prefix=`` or
+``?q=`` (billable codes with descriptions, for a coder adding a code), ``GET /health`` and ``GET
 /review`` (an offline HTML page where a coder pastes a note and checks the result).
 
 Design choices, and why:
@@ -937,6 +938,35 @@ def create_app(nlp: Language | None = None, settings: Settings | None = None) ->
             shown = code[:32]
             return FastJSON({"detail": f"unknown ICD-10-CM code {shown!r}"}, status_code=404)
         return FastJSON(entry)
+
+    @app.get("/v1/codes", summary="Search the billable FY2026 ICD-10-CM codes, with descriptions")
+    def search_codes(
+        prefix: str | None = Query(
+            None,
+            min_length=1,
+            max_length=8,
+            pattern=r"^[A-Za-z][0-9A-Za-z.]*$",
+            description="codes that start with this (any case, with or without the dot)",
+        ),
+        q: str | None = Query(
+            None,
+            min_length=2,
+            max_length=100,
+            description="or: codes whose description holds every one of these words",
+        ),
+        limit: int = Query(20, ge=1, le=100, description="most codes answered"),
+    ) -> FastJSON:
+        # The whole list (pipelines/icd10cm_codes.json), not the coder's compact table: a
+        # coder may add any billable code; never simple-icd-10-cm, whose import takes seconds.
+        if (prefix is None) == (q is None):
+            where = ("query", "prefix" if prefix is None else "q")
+            raise RequestValidationError(
+                [{"loc": where, "msg": "give either prefix or q", "type": "value_error"}]
+            )
+        codes = icd10cm.code_list()
+        found = codes.with_prefix(prefix) if prefix is not None else codes.with_words(q or "")
+        shown = [{"code": c, "description": codes.description(c)} for c in found[:limit]]
+        return FastJSON({"codes": shown, "total": len(found)})
 
     @app.get("/health", summary="Liveness, version and the worker's process id")
     async def health() -> FastJSON:
