@@ -107,7 +107,9 @@ def compute_flags(
     conditions = [c for c in candidates if c.kind == "condition"]
     if candidates and all(c.code.startswith(pain_prefixes) for c in candidates):
         evidence = [s for c in candidates for s in c.evidence]
-        out.add("PAIN_ONLY", evidence, coded=_coded(candidates), mentions=quoted(evidence))
+        # (About one code when there is one: then its FHIR Condition is the query's focus.)
+        only = candidates[0].code if len(candidates) == 1 else None
+        out.add("PAIN_ONLY", evidence, only, coded=_coded(candidates), mentions=quoted(evidence))
     for c in conditions:
         if c.region is None and c.site_coded:
             out.add("REGION_UNSPECIFIED", c.evidence, c.code, mention=quoted(c.evidence[:1]))
