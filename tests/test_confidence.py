@@ -142,7 +142,7 @@ def test_confidence_is_the_models_probability_of_the_features(nlp):
     model = nlp.get_pipe("notecoder_confidence").model
     doc = _coded(nlp, SAMPLE.read_text(encoding="utf-8"))
     for candidate in doc._.codes:
-        features = model.describe(candidate).as_json()
+        features = model.describe(candidate)
         z = model.intercept + sum(
             w * v
             for w, v in zip(
@@ -361,6 +361,7 @@ def test_the_isotonic_map_is_applied_as_scikit_learn_predicts():
     items = [
         {
             "statement": bool(s),
+            "uncertain": False,
             "evidence": int(e),
             "kind": "condition",
             "family": "other",
@@ -389,12 +390,12 @@ def test_describe_reads_the_candidate(nlp):
     doc = _coded(nlp, "IMPRESSION: Thoracolumbar junction syndrome at T12-L1.")
     [candidate] = doc._.codes
     described = describe(candidate, ["impression"], ["M53.8"])
-    assert (described.statement, described.family, described.region_source) == (
+    assert (described["statement"], described["family"], described["region_source"]) == (
         True,
         "M53.8",
         "own_level",
     )
-    assert describe(candidate, ["assessment_and_plan"], ["M54"]).statement is False
+    assert describe(candidate, ["assessment_and_plan"], ["M54"])["statement"] is False
 
 
 # -- the targets, on the development set ---------------------------------------------------

@@ -35,8 +35,7 @@ from __future__ import annotations
 import json
 import math
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -71,50 +70,33 @@ def feature_names(family_groups: Sequence[str]) -> list[str]:
     ]
 
 
-@dataclass(frozen=True)
-class Described:
-    """What the coder knows of one suggested code, as the model reads it."""
-
-    code: str
-    statement: bool
-    uncertain: bool
-    evidence: int
-    family: str
-    kind: str  # "condition" | "pain"
-    region_source: str | None
-
-    def as_json(self) -> dict[str, Any]:
-        return dict(vars(self))
-
-
 def describe(
     candidate: Candidate, statement_sections: Iterable[str], family_groups: Sequence[str]
-) -> Described:
-    """The features of one code (its evidence, family and how its region was found)."""
+) -> dict[str, Any]:
+    """The features of one code (its evidence, family and how its region was found), as
+    the model reads them and as ``notecoder evaluate`` keeps them with a prediction."""
     sections = set(statement_sections)
     evidence = candidate.evidence
-    family = next((g for g in family_groups if candidate.code.startswith(g)), "other")
-    return Described(
-        code=candidate.code,
-        statement=any(section_of(s) in sections for s in evidence),
-        uncertain=bool(evidence) and all(mention(s).is_uncertain for s in evidence),
-        evidence=len(evidence),
-        family=family,
-        kind=candidate.kind,
-        region_source=candidate.region_source if candidate.kind != "pain" else None,
-    )
+    return {
+        "code": candidate.code,
+        "statement": any(section_of(s) in sections for s in evidence),
+        "uncertain": bool(evidence) and all(mention(s).is_uncertain for s in evidence),
+        "evidence": len(evidence),
+        "family": next((g for g in family_groups if candidate.code.startswith(g)), "other"),
+        "kind": candidate.kind,
+        "region_source": candidate.region_source if candidate.kind != "pain" else None,
+    }
 
 
-def vector(item: Described | dict[str, Any], names: Sequence[str], cap: int) -> list[float]:
-    """The model's input for one code: one number per feature name."""
-    get = item.get if isinstance(item, dict) else lambda key: getattr(item, key)
+def vector(item: Mapping[str, Any], names: Sequence[str], cap: int) -> list[float]:
+    """The model's input for one code (:func:`describe`): one number per feature name."""
     values = {
-        "statement": float(bool(get("statement"))),
-        "uncertain": float(bool(get("uncertain"))),
-        "evidence": float(min(int(get("evidence")), cap)),
-        "pain": float(get("kind") == "pain"),
-        f"family={get('family')}": 1.0,
-        f"region={get('region_source')}": 1.0,
+        "statement": float(bool(item["statement"])),
+        "uncertain": float(bool(item["uncertain"])),
+        "evidence": float(min(int(item["evidence"]), cap)),
+        "pain": float(item["kind"] == "pain"),
+        f"family={item['family']}": 1.0,
+        f"region={item['region_source']}": 1.0,
     }
     return [values.get(name, 0.0) for name in names]
 
@@ -144,10 +126,10 @@ class Model:
         if len(self.x) != len(self.y) or any(b < a for a, b in pairwise(self.x)):
             raise ValueError("isotonic x must be increasing, and as many as y")
 
-    def describe(self, candidate: Candidate) -> Described:
+    def describe(self, candidate: Candidate) -> dict[str, Any]:
         return describe(candidate, self.statement_sections, self.family_groups)
 
-    def probability(self, item: Described | dict[str, Any]) -> float:
+    def probability(self, item: Mapping[str, Any]) -> float:
         """P(kept): the logistic of the features, through the isotonic map if there is one."""
         z = self.intercept + sum(
             w * v for w, v in zip(self.weights, vector(item, self.names, self.cap), strict=True)
@@ -198,7 +180,7 @@ class Confidence(RuleFileComponent):
         """The features of each of a coded Doc's codes, in ``doc._.codes`` order."""
         if self.model is None:
             return []
-        return [self.model.describe(c).as_json() for c in doc._.codes or []]
+        return [self.model.describe(c) for c in doc._.codes or []]
 
 
 # -- fitting (scikit-learn, imported here only) --------------------------------------
@@ -238,7 +220,7 @@ def fit(
     regularization: float = REGULARIZATION,
 ) -> dict[str, Any]:
     """The model file's content: a logistic regression of ``kept`` (1: the coder kept the
-    code) on the features of ``items`` (:meth:`Described.as_json`), each of ``notes``
+    code) on the features of ``items`` (:func:`describe`), each of ``notes``
     (one id per item) weighing one.
 
     With one class only (every code kept, say), there is nothing to regress: the
