@@ -123,6 +123,7 @@ class _NoteIndex:
         }
         self.procedure: dict[bool, list[str]] = {}  # by "roots", as Coder finds them
         self._only_region: list[str | None] | None = None
+        self._level_regions: dict[int, list[str]] = {}
 
     def settled(self, span: Span) -> bool:
         """Is an uncertain mention's concept documented as established elsewhere in the
@@ -151,6 +152,17 @@ class _NoteIndex:
             }
             self._only_region = [anchors.pop()] if len(anchors) == 1 else [None]
         return self._only_region
+
+    def level_regions(self, sentence: int) -> list[str]:
+        """The regions of the spinal levels of a sentence (by its first token), not a
+        relative's, in note order (asked for each mention of the sentence: found once)."""
+        found = self._level_regions.get(sentence)
+        if found is None:
+            records = [mention(a) for a in self.by_sentence.get(("SPINAL_LEVEL", sentence), [])]
+            found = self._level_regions[sentence] = list(
+                dict.fromkeys(r.region for r in records if r.region and not r.is_family)
+            )
+        return list(found)
 
     def sentence_levels(self, spans: list[Span]) -> list[Span]:
         """The spinal levels of the sentences of these mentions."""
@@ -602,8 +614,9 @@ class Coder(RuleFileComponent):
         """
         concept = self._concept(span)
         spec = self._spec(concept) or {}
-        own = list(mention(span).regions or [])
-        if own and any(is_precise(a) for a in mention(span).linked_levels or []):
+        attrs = mention(span)
+        own = list(attrs.regions or [])
+        if own and any(is_precise(a) for a in attrs.linked_levels or []):
             return own, "own_level"
         combining = concept in self.rules["combinations"]
         if (spec.get("no_region") and not combining) or (spec.get("injury") and not own):
@@ -651,7 +664,8 @@ class Coder(RuleFileComponent):
         L5-S1"), else those of the sentence's levels ("at L4-L5 ... impingement by a
         disc protrusion")."""
         doc = span.doc
-        same = self._note.by_sentence.get((span.label_, sentence_bounds(span)[0]), [])
+        sentence = sentence_bounds(span)[0]
+        same = self._note.by_sentence.get((span.label_, sentence), [])
         k = bisect_left(same, span.end, key=lambda m: m.start)  # (in note order)
         after = same[k] if k < len(same) else None
         if after and all(t.lower_ in _COORDINATION for t in doc[span.end : after.start]):
@@ -664,13 +678,7 @@ class Coder(RuleFileComponent):
             ]
             if regions:
                 return list(dict.fromkeys(regions))
-        return list(
-            dict.fromkeys(
-                mention(a).region
-                for a in self._note.sentence_levels([span])
-                if mention(a).region and not mention(a).is_family
-            )
-        )
+        return self._note.level_regions(sentence)
 
     def _procedure_regions(self, mentions: list[Span], spec: dict[str, Any]) -> list[str]:
         """Regions of the levels of the procedure performed; single levels as nerve
@@ -715,19 +723,18 @@ class Coder(RuleFileComponent):
             k: v for k, v in by_key.items() if self._partner_kind(k[0])
         }
         for m in usable:
-            if (
-                m.label_ != "CONDITION"
-                or mention(m).is_uncertain
-                or not self._partner_kind(self._concept(m))
-            ):
+            if m.label_ != "CONDITION":
                 continue
-            for region in mention(m).regions or []:
-                key = (self._concept(m), region)
-                if key not in partners:
-                    partners[key] = [m]
+            attrs, concept = mention(m), self._concept(m)
+            if attrs.is_uncertain or not self._partner_kind(concept):
+                continue
+            for region in attrs.regions or []:
+                partners.setdefault((concept, region), [m])
         sciatica = [m for m in usable if self._concept(m) == "sciatica"]
         hedged = {
-            self._concept(m) for m in mentions if mention(m).is_uncertain or mention(m).is_negated
+            self._concept(m)
+            for m, attrs in zip(mentions, map(mention, mentions), strict=True)
+            if attrs.is_uncertain or attrs.is_negated
         }
         for key, spans in by_key.items():
             rule = combinations.get(key[0])

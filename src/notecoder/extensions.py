@@ -155,21 +155,27 @@ class Mention:
         return self.is_negated or self.is_family or self.is_hypothetical or self.is_historical
 
 
-_MENTION_KEY = "notecoder.mention"
+_MENTIONS_KEY = "notecoder.mentions"
 
 
 def mention(span: Span) -> Mention:
     """The attribute record of a span (made on first use).
 
-    Keyed by character offsets in ``doc.user_data``, as spaCy keys span
-    extensions: two Span objects over the same text share their attributes.
+    Keyed by character offsets, as spaCy keys span extensions: two Span objects
+    over the same text share their attributes. The records are a dict of their
+    own in ``doc.user_data``, keyed by one int: in ``user_data`` itself, beside
+    spaCy's keys, a (name, start, end) key cost 0.8 us a lookup on a note of
+    60,000 mentions (0.3 us here), and the pipeline asks about 20 per mention.
     """
-    key = (_MENTION_KEY, span.start_char, span.end_char)
     data = span.doc.user_data
-    found = data.get(key)
-    if found is None:
-        found = data[key] = Mention()
+    records = data.get(_MENTIONS_KEY)
+    if records is None:
+        records = data[_MENTIONS_KEY] = {}
         data.setdefault(_SPANS_STATE_KEY, SPANS_BOUND)  # (a Doc read from bytes keeps its state)
+    key = span.start_char << 32 | span.end_char
+    found = records.get(key)
+    if found is None:
+        found = records[key] = Mention()
     return found
 
 
