@@ -81,6 +81,14 @@ CATALOGUE: dict[str, Callable[[int], str]] = {
     "upper-case words": _repeat("LUMBAR SPINE MRI REPORT "),
     "newlines": _repeat("\n"),
     "negations": _repeat("no back pain, denies radiculopathy, "),
+    "'vs' run (ConText triggers)": _repeat("vs "),
+    "'mother' run (ConText triggers)": _repeat("mother "),
+    "uncertain conditions": _repeat("possible lumbar stenosis, probable cervical radiculopathy, "),
+    "relatives' conditions": _repeat("mother has scoliosis. father had spinal stenosis. "),
+    "operative diagnoses": _repeat(
+        "PREOPERATIVE DIAGNOSIS: possible lumbar stenosis. "
+        "POSTOPERATIVE DIAGNOSIS: cervical stenosis with radiculopathy. "
+    ),
     "conditions": _repeat("low back pain with lumbar radiculopathy. "),
     "one sentence of conditions": _repeat("lumbar stenosis and cervical spondylosis and "),
     "unicode oddities": _repeat("e\u0301\u200d\u202e\U0001f9b4\uff2c\uff14 \u00a0\u2028"),

@@ -149,3 +149,63 @@ def test_every_mention_attribute_reads_its_default_before_it_is_set(nlp):
         assert getattr(span._, name) is (False if name.startswith("is_") else None), name
     span._.concept = "low_back_pain"
     assert span.doc[0:3]._.concept == "low_back_pain"  # another Span over the same words
+
+
+def test_trigger_scopes_are_medspacys_on_random_sentences(nlp):
+    """The scopes ``_update_scopes`` computes with plain arithmetic are those of medspaCy's
+    ``ConTextGraph.update_scopes`` (every trigger against every other, by its own
+    ``limit_scope``), on random runs of the pipeline's own rules."""
+    import random
+
+    from medspacy.context import ConTextGraph, ConTextModifier
+
+    from notecoder.context import _sentence_scope, _update_scopes
+
+    rules = nlp.get_pipe("notecoder_context").rules
+    rng = random.Random(20261130)
+    for _ in range(1500):
+        length = rng.randint(1, 120)
+        spans, position = [], 0
+        while len(spans) < rng.randint(0, 30) and position < length:
+            start = position + rng.choice([0, 0, 1, 2, 5])
+            end = start + rng.randint(1, 3)
+            spans.append((start, end))
+            position = end
+        picked = [(rng.choice(rules), s, e) for s, e in spans]
+        theirs, ours = ConTextGraph(), ConTextGraph()
+        for made in (theirs, ours):
+            made.modifiers = [
+                ConTextModifier(rule, s, e, None, *_sentence_scope(rule, s, e, 0, position))
+                for rule, s, e in picked
+            ]
+        theirs.update_scopes()
+        _update_scopes(ours)
+        assert [m.scope_span for m in ours.modifiers] == [m.scope_span for m in theirs.modifiers]
+
+
+def test_a_sentence_crowded_with_triggers_is_read_in_pieces(nlp):
+    """ConText's work in a sentence grows with the square of its triggers; a sentence of
+    more than ``max_sentence_triggers`` (none in MTSamples) is read as if the splitter had
+    cut it before every further run of that many: the edges are medspaCy's on a Doc cut
+    there."""
+    component = nlp.get_pipe("notecoder_context")
+    cap = component.rules_data()["max_sentence_triggers"]
+    text = "stenosis vs no herniation vs possible " * 12 + "mother with scoliosis"
+    doc = run_until(nlp, text, "notecoder_context")
+    triggers = sorted(m.modifier_span[0] for m in doc._.context_graph.modifiers)
+    assert len(triggers) > 2 * cap and len(list(doc.sents)) == 1
+    ours = sorted(
+        (t.start, t.end, m.modifier_span, m.category) for t, m in doc._.context_graph.edges
+    )
+    assert ours
+
+    again = run_until(nlp, text, "notecoder_linker")
+    for span in again.spans["notecoder"]:
+        span._.modifiers = ()
+    for start in triggers[cap::cap]:
+        again[start].is_sent_start = True
+    ConText.__call__(component, again, targets="context_targets")
+    theirs = sorted(
+        (t.start, t.end, m.modifier_span, m.category) for t, m in again._.context_graph.edges
+    )
+    assert ours == theirs

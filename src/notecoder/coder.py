@@ -384,11 +384,12 @@ class Coder(RuleFileComponent):
         if not any(s.category in operative["same_as"] for s in doc._.sections):
             return []
         sections = set(operative["uncertain_sections"])
+        in_scope = set(scope)
         return [
             m
             for m in clinical
             if m.label_ == "CONDITION"
-            and m not in scope
+            and m not in in_scope
             and section_of(m) in sections
             and mention(m).is_uncertain
             and not self._note.settled(m)

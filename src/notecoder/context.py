@@ -9,6 +9,7 @@ answers with no rule file beside it. Targets are the mentions in ``doc.spans["no
 """
 
 from bisect import bisect_left, bisect_right
+from itertools import pairwise
 from typing import Any
 
 from spacy.language import Language
@@ -91,14 +92,17 @@ class NotecoderContext(RuleFileComponent, ConText):
         matcher = self._ConText__matcher
         matches = matcher(doc)
         view = DocView(doc)
+        own_scopes = plain_sentences(doc) and not self.max_scope
         first = view.first if targets or matches else []
+        last = view.end if matches and own_scopes else []
+        if last:
+            starts = [start for _, start, _ in matches]
+            first, last = _pieces(starts, first, last, self._data.get("max_sentence_triggers"))
         for target in targets:  # (and in the next sentence, should a target cross into it)
             start, end = target.start, target.end
             for sent_start in {first[start], first[max(end - 1, start)]}:
                 graph(sent_start).targets.append(target)
         strings = self.nlp.vocab.strings
-        own_scopes = plain_sentences(doc) and not self.max_scope
-        last = view.end if matches and own_scopes else []
         for match_id, start, end in matches:
             rule = matcher.rule_map[strings[match_id]]
             if own_scopes:
@@ -142,6 +146,35 @@ class NotecoderContext(RuleFileComponent, ConText):
         return doc
 
 
+def _pieces(
+    starts: list[int], first: list[int], last: list[int], cap: int | None
+) -> tuple[list[int], list[int]]:
+    """The first token and end of each token's sentence, with a sentence of more than
+    ``cap`` triggers (starting at ``starts``) read as pieces of ``cap`` triggers, each
+    cut just before a trigger.
+
+    ConText lets every trigger of a sentence limit the scope of every other, so
+    a sentence's work grows with the square of its triggers: 200 tokens of "vs"
+    took 0.1 s. No MTSamples sentence holds more than 16 triggers; a sentence
+    that does is not dictation, and is read as if the splitter had cut it.
+    """
+    if cap is None:
+        return first, last
+    by_sentence: dict[int, list[int]] = {}
+    for start in starts:
+        by_sentence.setdefault(first[start], []).append(start)
+    crowded = {k: v for k, v in by_sentence.items() if len(v) > cap}
+    if not crowded:
+        return first, last
+    first, last = list(first), list(last)  # (the Doc's own tables are shared)
+    for sentence, triggers in crowded.items():
+        cuts = [sentence, *sorted(triggers)[cap::cap], last[sentence]]
+        for lo, hi in pairwise(cuts):
+            first[lo:hi] = [lo] * (hi - lo)
+            last[lo:hi] = [hi] * (hi - lo)
+    return first, last
+
+
 def _sentence_scope(
     rule: ConTextRule, start: int, end: int, sent_start: int, sent_end: int
 ) -> tuple[int, int]:
@@ -180,8 +213,9 @@ def _update_scopes(graph: ConTextGraph) -> None:
     one's; with the triggers in order and apart (as the pruning matcher gives
     them), that is a later trigger for a forward one (only up to the current
     end of its scope) and an earlier one for a backward one. The calls that can
-    act are made in medspaCy's order, so the scopes come out the same. Triggers
-    out of order or overlapping take medspaCy's own loop.
+    act are made in medspaCy's order, so the scopes come out the same; each is
+    ``limit_scope``'s arithmetic on plain lists (its properties cost 3 us a
+    call). Triggers out of order or overlapping take medspaCy's own loop.
     """
     modifiers = graph.modifiers
     spans = [m.modifier_span for m in modifiers]
@@ -191,32 +225,48 @@ def _update_scopes(graph: ConTextGraph) -> None:
     if not apart:
         graph.update_scopes()
         return
+    starts = [s for s, _ in spans]
+    ends = [e for _, e in spans]
+    low = [m.scope_span[0] for m in modifiers]  # each scope [low, high), as it is limited
+    high = [m.scope_span[1] for m in modifiers]
     directions = [m.direction.lower() for m in modifiers]
-    backward = [j for j, d in enumerate(directions) if d in ("backward", "bidirectional")]
-    rules = [m.rule for m in modifiers]
-    may: dict[tuple[int, int], bool] = {}
+    forward = [d in ("forward", "bidirectional") for d in directions]
+    backward = [d in ("backward", "bidirectional") for d in directions]
+    rules: dict[int, ConTextRule] = {}  # id -> rule, numbered in order of first use
+    for m in modifiers:
+        rules.setdefault(id(m.rule), m.rule)
+    number = {key: n for n, key in enumerate(rules)}
+    kind = [number[id(m.rule)] for m in modifiers]
+    width = len(rules)
+    may: dict[int, bool] = {}  # kind * width + other kind -> _may_limit
 
     def limit(a: int, b: int) -> None:
-        """``modifiers[a].limit_scope(modifiers[b])`` unless their rules rule it out."""
-        key = (id(rules[a]), id(rules[b]))
+        """``modifiers[a].limit_scope(modifiers[b])`` on the lists."""
+        low_a, high_a = low[a], high[a]
+        # (medspaCy's tuple_overlaps of the two scopes, as it orders them)
+        if not (low_a <= low[b] < high_a or low_a < high[b] <= high_a):
+            return
+        key = kind[a] * width + kind[b]
         if key not in may:
-            may[key] = _may_limit(rules[a], rules[b])
-        if may[key]:
-            modifiers[a].limit_scope(modifiers[b])
+            may[key] = _may_limit(modifiers[a].rule, modifiers[b].rule)
+        if not may[key]:
+            return
+        if forward[a] and starts[b] > starts[a] and starts[b] < high_a:
+            high[a] = starts[b]
+        if backward[a] and ends[b] < ends[a] and ends[b] > low_a:
+            low[a] = ends[b]
 
+    backwards = [j for j, b in enumerate(backward) if b]
     for i in range(len(modifiers) - 1):
-        modifier = modifiers[i]
         start, end = spans[i]
         # Backward triggers after this one whose scope still reaches back over it
         # (only the pair (i, j) changes j's scope during this pass).
-        reaching = [
-            j for j in backward[bisect_right(backward, i) :] if modifiers[j].scope_span[0] < end
-        ]
+        reaching = [j for j in backwards[bisect_right(backwards, i) :] if low[j] < end]
         pending = 0
         j = i + 1
-        if directions[i] in ("forward", "bidirectional"):
-            while j < len(modifiers) and spans[j][0] < modifier.scope_span[1]:
-                if spans[j][0] > start:
+        if forward[i]:
+            while j < len(modifiers) and starts[j] < high[i]:
+                if starts[j] > start:
                     limit(i, j)
                 if pending < len(reaching) and reaching[pending] == j:
                     limit(j, i)
@@ -224,6 +274,8 @@ def _update_scopes(graph: ConTextGraph) -> None:
                 j += 1
         for later in reaching[pending:]:
             limit(later, i)
+    for modifier, scope_start, scope_end in zip(modifiers, low, high, strict=True):
+        modifier._scope_start, modifier._scope_end = scope_start, scope_end
 
 
 def _may_limit(rule: ConTextRule, other: ConTextRule) -> bool:

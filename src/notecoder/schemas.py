@@ -172,6 +172,8 @@ class ContextRules(Rules):
     description: str = ""
     #: Attributes every mention of a section gets: {"family_history": {"is_family": true}}.
     section_attributes: dict[str, dict[str, bool]] = {}
+    #: A sentence holding more triggers than this is read as pieces of this many.
+    max_sentence_triggers: int | None = None
     context_rules: list[ContextRule]
 
 
