@@ -22,8 +22,9 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from itertools import pairwise
+from itertools import islice, pairwise, product
 from pathlib import Path
+from string import ascii_lowercase
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "mtsamples_spine.jsonl"
 
@@ -58,6 +59,13 @@ def _real_notes(size: int) -> str:
     return _repeat(text)(size)
 
 
+def _distinct_abbreviations(size: int) -> str:
+    """A new abbreviation defined in every sentence: "alpha beta gamma (ABG) stenosis."."""
+    words = (f"{a}lpha {b}eta {c}amma" for a, b, c in product(ascii_lowercase, repeat=3))
+    sentences = (f"{w} ({''.join(x[0] for x in w.split()).upper()}) stenosis. " for w in words)
+    return _repeat("".join(islice(sentences, size // 30 + 1)))(size)
+
+
 #: name -> a function giving the input at a size (characters).
 CATALOGUE: dict[str, Callable[[int], str]] = {
     "real notes concatenated": _real_notes,
@@ -71,6 +79,7 @@ CATALOGUE: dict[str, Callable[[int], str]] = {
     "'/' run": _repeat("/"),
     "nested parentheses": _nested,
     "parenthesised abbreviations": _repeat("lumbar disc herniation (LDH) with stenosis (LSS) "),
+    "distinct abbreviations": _distinct_abbreviations,
     "digits": _repeat("1234567890 "),
     "digit run": _repeat("7"),
     "one long word": _repeat("a"),

@@ -19,6 +19,8 @@ CRAFTED = [
     "lumbar disc herniation (LDH) with stenosis (LSS) " * 40,
     "(a) " * 300 + "degenerative disc disease (DDD). DDD at L4-5 (see MRI (2019)).",
     "no back pain, denies radiculopathy, " * 60 + "but stenosis at L4-5.",
+    "".join(f"{a}lpha {b}eta disease ({a.upper()}{b.upper()}D). " for a in "abcde" for b in "xyz")
+    + "AXD and BYD at L4-5.",
 ]
 
 

@@ -103,7 +103,8 @@ class ParenthesisAbbreviationDetector(AbbreviationDetector):
             seen_short.add(short.text)
             found[long].add(short)
             long_forms[long.text] = long
-            matcher.add(long.text, [short.as_doc()])
+            # (Not ``short.as_doc()``: it reads the arrays of the whole Doc on every call.)
+            matcher.add(long.text, [Doc(doc.vocab, words=[t.text for t in short])])
         for key, start, end in matcher(doc):
             found[long_forms[doc.vocab.strings[key]]].add(doc[start:end])
         return list(found.items())
