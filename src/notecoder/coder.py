@@ -190,6 +190,8 @@ class Coder(RuleFileComponent):
         self._sentence_hits: dict[tuple[int, str], bool] = {}
         #: Each mention's concept, for the note being coded.
         self._concepts: dict[Span, str] = {}
+        #: Whether the note documents a list of cues (trauma, osteoporosis), by the list.
+        self._cues: dict[tuple[str, ...], bool] = {}
 
     def rules_data(self) -> dict[str, Any]:
         return self.rules
@@ -204,7 +206,7 @@ class Coder(RuleFileComponent):
         and ``code`` builds it afresh for every note.
         """
         state = dict(vars(self))
-        state.update(_note=None, _causes={}, _sentence_hits={}, _concepts={})
+        state.update(_note=None, _causes={}, _sentence_hits={}, _concepts={}, _cues={})
         return state
 
     def code_table(self, concepts: Iterable[str] = ()) -> dict[str, tuple[str, str | None]]:
@@ -293,7 +295,7 @@ class Coder(RuleFileComponent):
         self, doc: Doc, mentions: list[Span], setting: str
     ) -> tuple[list[Candidate], list[Span]]:
         """The candidates and the diagnoses left uncertain (for UNCERTAIN_DX)."""
-        self._causes, self._sentence_hits, self._concepts = {}, {}, {}
+        self._causes, self._sentence_hits, self._concepts, self._cues = {}, {}, {}, {}
         history = set(self.rules["history_sections"])
         # Template technique text names no diagnosis (section 3); its levels still count.
         technique = set(self.rules["non_diagnostic_sections"])
@@ -352,15 +354,14 @@ class Coder(RuleFileComponent):
         }
         statement = set(policy["sections"]) & present
         operative = policy["operative"]
-        by_section: dict[str | None, list[Span]] = {}
-        for m in clinical:
-            by_section.setdefault(section_of(m), []).append(m)
+        sections = list(map(section_of, clinical))
+        with_mentions = set(sections)
         for primary, fallback in operative["same_as"].items():
-            if by_section.get(primary):  # else "Same": the fallback stays in the statement
+            if primary in with_mentions:  # else "Same": the fallback stays in the statement
                 statement.discard(fallback)
         if not statement:
             return clinical
-        scope = [m for m in clinical if section_of(m) in statement]
+        scope = [m for m, section in zip(clinical, sections, strict=True) if section in statement]
         if scope and all(m.label_ == "PAIN" for m in scope):
             causes = [
                 m
@@ -426,6 +427,13 @@ class Coder(RuleFileComponent):
             entry = _entry_text(span, rules["entry_sections"])
             self._causes[key] = re.search(rules["cause"], entry) is not None
         return self._causes[key]
+
+    def _cue_documented(self, doc: Doc, cues: list[str]) -> bool:
+        """:func:`_cue_documented` of the note, asked once per note (not per fracture)."""
+        key = tuple(cues)
+        if key not in self._cues:
+            self._cues[key] = _cue_documented(doc_text(doc), cues)
+        return self._cues[key]
 
     def _sentence_matches(self, span: Span, pattern: str) -> bool:
         key = (sentence_bounds(span)[0], pattern)
@@ -532,7 +540,7 @@ class Coder(RuleFileComponent):
         vertebral = any(w in text for w in ("vertebra", "compression", "burst", "wedge", "chance"))
         if region is None or not (vertebral or _vertebrae(spans)):
             return []
-        if not _cue_documented(doc_text(doc), self.rules["trauma_cues"]):
+        if not self._cue_documented(doc, self.rules["trauma_cues"]):
             if "compression" not in text and "wedge" not in text:
                 return []
             collapsed = self.rules["concepts"]["collapsed_vertebra"]
@@ -574,7 +582,7 @@ class Coder(RuleFileComponent):
         osteoporotic fracture and says which code it dropped.
         """
         rule = self.rules["osteoporotic_collapse"]
-        if not _cue_documented(doc_text(doc), rule["cues"]):
+        if not self._cue_documented(doc, rule["cues"]):
             return []
         code = icd.resolve(rule["family"])
         return [Candidate(code, "osteoporotic_collapse", region, unique_spans(spans), "condition")]
@@ -669,7 +677,7 @@ class Coder(RuleFileComponent):
         same = self._note.by_sentence.get((span.label_, sentence), [])
         k = bisect_left(same, span.end, key=lambda m: m.start)  # (in note order)
         after = same[k] if k < len(same) else None
-        if after and all(t.lower_ in _COORDINATION for t in doc[span.end : after.start]):
+        if after and all(doc[i].lower_ in _COORDINATION for i in range(span.end, after.start)):
             regions = [
                 r
                 for a in mention(after).linked_levels or []

@@ -39,7 +39,9 @@ def diagnostic_phrase(span: Span) -> tuple[int, int]:
     """
     doc = span.doc
     sent_start, sent_end = sentence_bounds(span)
-    anchors = sorted(mention(span).linked_levels or [], key=lambda a: a.start)
+    anchors = mention(span).linked_levels or []
+    if len(anchors) > 1:
+        anchors = sorted(anchors, key=lambda a: a.start)
     start, end = span.start, span.end
 
     def joined(lo: int, hi: int) -> bool:
