@@ -232,12 +232,9 @@ def _update_scopes(graph: ConTextGraph) -> None:
     directions = [m.direction.lower() for m in modifiers]
     forward = [d in ("forward", "bidirectional") for d in directions]
     backward = [d in ("backward", "bidirectional") for d in directions]
-    rules: dict[int, ConTextRule] = {}  # id -> rule, numbered in order of first use
-    for m in modifiers:
-        rules.setdefault(id(m.rule), m.rule)
-    number = {key: n for n, key in enumerate(rules)}
-    kind = [number[id(m.rule)] for m in modifiers]
-    width = len(rules)
+    number: dict[int, int] = {}  # a rule's id -> its number, in order of first use
+    kind = [number.setdefault(id(m.rule), len(number)) for m in modifiers]
+    width = len(number)
     may: dict[int, bool] = {}  # kind * width + other kind -> _may_limit
 
     def limit(a: int, b: int) -> None:
