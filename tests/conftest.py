@@ -9,6 +9,7 @@ any skipped test fails the session, so CI never passes on a suite that did not r
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,9 @@ import notecoder
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 SAMPLE = REPO / "corpora" / "samples" / "thoracolumbar_junction.txt"
+SAMPLE_TEXT = SAMPLE.read_text(encoding="utf-8")
+#: The sample without its IMAGING paragraph: M53.85 with IMAGING_MISSING (a query flag).
+NO_IMAGING = re.sub(r"IMAGING:.*?\n\n", "", SAMPLE_TEXT, flags=re.S)
 #: Set (to anything but "0") by .ci/run: every test must run, none may skip.
 REQUIRE_SHARED = "NOTECODER_REQUIRE_SHARED"
 

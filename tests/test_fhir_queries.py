@@ -29,11 +29,8 @@ from notecoder.fhir import (
 )
 from notecoder.pipeline import DEFAULT_PIPELINE
 
-from .conftest import SAMPLE, shared_corpus
+from .conftest import NO_IMAGING, SAMPLE_TEXT, shared_corpus
 
-TEXT = SAMPLE.read_text(encoding="utf-8")
-#: The sample without its IMAGING paragraph: M53.85 with IMAGING_MISSING (a query flag).
-NO_IMAGING = re.sub(r"IMAGING:.*?\n\n", "", TEXT, flags=re.S)
 #: Each flag's kind, from the rule file the pipeline applies (the table of coding-rules.md s4).
 KINDS: dict[str, str] = {
     name: rule["kind"]
@@ -182,15 +179,15 @@ def test_a_given_subject_reaches_the_task(nlp):
 
 
 def test_a_note_without_query_flags_has_no_task(nlp):
-    result = coded(TEXT, nlp)
+    result = coded(SAMPLE_TEXT, nlp)
     assert not any(f["kind"] == "query" for f in result["flags"])
     bundle = to_fhir_bundle(result)
-    check_note_bundle(bundle, result, TEXT)
+    check_note_bundle(bundle, result, SAMPLE_TEXT)
     assert resources(bundle, "Task") == []
 
 
 def test_batch_bundle_carries_each_notes_tasks_and_resolves_per_note(nlp):
-    texts = [NO_IMAGING, TEXT, NO_IMAGING]
+    texts = [NO_IMAGING, SAMPLE_TEXT, NO_IMAGING]
     results = [coded(t, nlp, note_id=str(i)) for i, t in enumerate(texts)]
     batch = to_fhir_batch_bundle(results)
     Bundle.model_validate(batch)
@@ -244,7 +241,7 @@ def test_the_service_returns_the_query_tasks(nlp):
         body = {"note_id": "q1", "text": NO_IMAGING}
         bundle = client.post("/v1/suggest?format=fhir", json=body).json()
         result = client.post("/v1/suggest", json=body).json()
-        notes = {"notes": [body, {"note_id": "q2", "text": TEXT}]}
+        notes = {"notes": [body, {"note_id": "q2", "text": SAMPLE_TEXT}]}
         batch = client.post("/v1/suggest/batch?format=fhir", json=notes).json()
     assert check_note_bundle(bundle, result, NO_IMAGING) == ["IMAGING_MISSING"]
     Bundle.model_validate(batch)

@@ -21,7 +21,7 @@ import pytest
 import notecoder
 from notecoder import serve
 
-from .conftest import SAMPLE
+from .conftest import NO_IMAGING, SAMPLE_TEXT
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 
@@ -33,8 +33,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
-TEXT = SAMPLE.read_text(encoding="utf-8")
-NO_IMAGING = re.sub(r"IMAGING:.*?\n\n", "", TEXT, flags=re.S)
 DESCRIPTION = "Other specified dorsopathies, thoracolumbar region"
 KEY = "review-page-test-key"
 
@@ -112,7 +110,7 @@ def code_note(page, text: str, setting: str = "outpatient") -> None:
 
 
 def test_pasted_note_shows_code_description_and_highlighted_evidence(page, base_url, nlp, tmp_path):
-    code_note(page, TEXT)
+    code_note(page, SAMPLE_TEXT)
     row = page.locator('tr.code-row[data-code="M53.85"]')
     assert row.count() == 1
     assert row.locator("td.code").inner_text() == "M53.85"
@@ -121,7 +119,7 @@ def test_pasted_note_shows_code_description_and_highlighted_evidence(page, base_
     assert "No documentation gap found." in page.inner_text("#flags")
 
     # the evidence is highlighted in the note, by label, with the legend beside it
-    (evidence,) = notecoder.suggest(TEXT, nlp=nlp)["codes"][0]["evidence"]
+    (evidence,) = notecoder.suggest(SAMPLE_TEXT, nlp=nlp)["codes"][0]["evidence"]
     condition = page.locator(f"#ent-{evidence['start']}-{evidence['end']}")
     assert condition.get_attribute("data-label") == "CONDITION"
     assert mention_text(condition) == "Thoracolumbar junction syndrome at T12-L1"
@@ -164,7 +162,7 @@ def test_a_note_with_a_gap_shows_its_flag(page, nlp):
 
 def test_note_text_is_never_markup_and_astral_offsets_line_up(page):
     hostile = '😀👍 <img src=x onerror="window.__xss=1"><script>window.__xss=2</script>\n'
-    code_note(page, hostile + TEXT)
+    code_note(page, hostile + SAMPLE_TEXT)
     assert page.evaluate("window.__xss") is None
     assert page.locator("#note-view img, #note-view script").count() == 0
     assert "<img src=x" in page.inner_text("#note-view")
@@ -201,9 +199,9 @@ def test_a_saved_result_opens_with_its_highlights(page, nlp, tmp_path):
 
     # a batch response with several notes: a picker appears
     batch = tmp_path / "batch.json"
-    other = notecoder.suggest(TEXT, note_id="n2", nlp=nlp)
+    other = notecoder.suggest(SAMPLE_TEXT, note_id="n2", nlp=nlp)
     batch.write_text(
-        json.dumps({"results": [{**result, "text": NO_IMAGING}, {**other, "text": TEXT}]}),
+        json.dumps({"results": [{**result, "text": NO_IMAGING}, {**other, "text": SAMPLE_TEXT}]}),
         encoding="utf-8",
     )
     page.set_input_files("#open", str(batch))
@@ -226,7 +224,7 @@ def test_with_an_api_key_the_page_sends_the_key_it_is_given(browser, keyed_url):
     try:
         page = context.new_page()
         page.goto(f"{keyed_url}/review")  # the page itself needs no key
-        page.fill("#note", TEXT)
+        page.fill("#note", SAMPLE_TEXT)
         page.click("#submit")
         page.wait_for_function("() => document.getElementById('status').className === 'bad'")
         assert "401" in page.inner_text("#status") and "API key" in page.inner_text("#status")
@@ -520,7 +518,7 @@ def test_export_waits_for_every_decision_and_goes_stale_on_a_change(page, nlp):
         "() => document.getElementById('edit-code-0-msg').textContent.includes('accept it')"
     )
     # a new note starts a new review
-    code_note(page, TEXT)
+    code_note(page, SAMPLE_TEXT)
     assert page.locator("#added li").count() == 0
     assert "1 code still to decide" in page.inner_text("#review-status")
 

@@ -39,11 +39,8 @@ from notecoder.fhir import (
 )
 from notecoder.result import empty_result
 
-from .conftest import SAMPLE, broken_pipeline
+from .conftest import NO_IMAGING, SAMPLE_TEXT, broken_pipeline
 
-TEXT = SAMPLE.read_text(encoding="utf-8")
-#: The sample without its IMAGING paragraph: M53.85 with IMAGING_MISSING.
-NO_IMAGING = re.sub(r"IMAGING:.*?\n\n", "", TEXT, flags=re.S)
 SECRET = "ZEBRAQUOKKA"  # a word that must never reach a log line or an error body
 #: The Host TestClient sends; the apps under test allow it besides the loopback names.
 TEST_HOSTS = (*serve.LOOPBACK_HOSTS, "testserver")
@@ -72,24 +69,24 @@ def fhir_resources(bundle: dict[str, Any], kind: str) -> list[dict[str, Any]]:
 
 
 def test_suggest_returns_exactly_what_the_api_returns(client, nlp):
-    response = client.post("/v1/suggest", json={"note_id": "s1", "text": TEXT})
+    response = client.post("/v1/suggest", json={"note_id": "s1", "text": SAMPLE_TEXT})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/json")
-    expected = json.loads(json.dumps(notecoder.suggest(TEXT, note_id="s1", nlp=nlp)))
+    expected = json.loads(json.dumps(notecoder.suggest(SAMPLE_TEXT, note_id="s1", nlp=nlp)))
     assert response.json() == expected
     assert [c["code"] for c in expected["codes"]] == ["M53.85"]
 
 
 def test_suggest_defaults_to_outpatient_and_takes_inpatient(client):
-    assert client.post("/v1/suggest", json={"text": TEXT}).json()["setting"] == "outpatient"
-    body = {"text": TEXT, "setting": "inpatient", "note_id": None}
+    assert client.post("/v1/suggest", json={"text": SAMPLE_TEXT}).json()["setting"] == "outpatient"
+    body = {"text": SAMPLE_TEXT, "setting": "inpatient", "note_id": None}
     result = client.post("/v1/suggest", json=body).json()
     assert result["setting"] == "inpatient" and result["note_id"] is None
 
 
 def test_batch_codes_every_note_in_order(client):
     notes = [
-        {"note_id": "a", "text": TEXT},
+        {"note_id": "a", "text": SAMPLE_TEXT},
         {"note_id": "b", "text": NO_IMAGING},
         {"note_id": "c", "text": ""},
     ]
@@ -188,10 +185,12 @@ def test_the_module_app_is_built_lazily_for_uvicorn():
 
 
 def test_concurrent_requests_share_one_pipeline_safely(client):
-    expected = client.post("/v1/suggest", json={"text": TEXT}).json()
+    expected = client.post("/v1/suggest", json={"text": SAMPLE_TEXT}).json()
     with ThreadPoolExecutor(8) as pool:
         results = list(
-            pool.map(lambda _: client.post("/v1/suggest", json={"text": TEXT}).json(), range(32))
+            pool.map(
+                lambda _: client.post("/v1/suggest", json={"text": SAMPLE_TEXT}).json(), range(32)
+            )
         )
     assert all(r == expected for r in results)
 
@@ -200,7 +199,7 @@ def test_concurrent_requests_share_one_pipeline_safely(client):
 
 
 def test_fhir_bundle_for_the_sample_validates_and_carries_m53_85(client):
-    response = client.post("/v1/suggest?format=fhir", json={"note_id": "s1", "text": TEXT})
+    response = client.post("/v1/suggest?format=fhir", json={"note_id": "s1", "text": SAMPLE_TEXT})
     assert response.status_code == 200
     bundle = response.json()
     Bundle.model_validate(bundle)  # FHIR R4B models (R4-compatible for these resources)
@@ -221,7 +220,7 @@ def test_fhir_bundle_for_the_sample_validates_and_carries_m53_85(client):
         p["url"]: next(v for k, v in p.items() if k.startswith("value")) for p in span["extension"]
     }
     assert (
-        TEXT[parts["start"] : parts["end"]]
+        SAMPLE_TEXT[parts["start"] : parts["end"]]
         == parts["text"]
         == "Thoracolumbar junction syndrome at T12-L1"
     )
@@ -245,7 +244,7 @@ def test_fhir_flags_are_detected_issues_and_condition_notes(client):
 
 
 def test_fhir_batch_is_a_bundle_of_note_bundles(client):
-    notes = [{"note_id": "a", "text": TEXT}, {"note_id": "b", "text": "nothing spinal"}]
+    notes = [{"note_id": "a", "text": SAMPLE_TEXT}, {"note_id": "b", "text": "nothing spinal"}]
     bundle = client.post("/v1/suggest/batch?format=fhir", json={"notes": notes}).json()
     Bundle.model_validate(bundle)
     inner = [e["resource"] for e in bundle["entry"]]
@@ -264,7 +263,7 @@ def test_fhir_error_result_is_an_operation_outcome():
 
 
 def test_fhir_subject_can_be_given():
-    result = notecoder.suggest(TEXT)
+    result = notecoder.suggest(SAMPLE_TEXT)
     bundle = to_fhir_bundle(result, subject={"reference": "Patient/123"})
     Bundle.model_validate(bundle)
     assert fhir_resources(bundle, "Condition")[0]["subject"] == {"reference": "Patient/123"}
@@ -429,7 +428,7 @@ def test_an_exception_outside_the_api_is_one_bad_note_not_a_dead_batch(client, m
         return real(text, **kwargs)
 
     monkeypatch.setattr(serve, "suggest", flaky)
-    notes = [{"note_id": "ok", "text": TEXT}, {"note_id": "bad", "text": SECRET}]
+    notes = [{"note_id": "ok", "text": SAMPLE_TEXT}, {"note_id": "bad", "text": SECRET}]
     results = client.post("/v1/suggest/batch", json={"notes": notes}).json()["results"]
     assert [c["code"] for c in results[0]["codes"]] == ["M53.85"]
     assert results[1]["error"] == "internal error: RuntimeError" and results[1]["codes"] == []
@@ -473,7 +472,9 @@ def test_a_request_over_its_time_limit_is_504_on_time_and_the_next_is_served(nlp
     slow = SlowPipeline(nlp)
     with TestClient(make_app(slow, timeout=0.5)) as service:
         started = time.monotonic()
-        response = service.post("/v1/suggest", json={"note_id": "big", "text": f"SLOW {TEXT}"})
+        response = service.post(
+            "/v1/suggest", json={"note_id": "big", "text": f"SLOW {SAMPLE_TEXT}"}
+        )
         elapsed = time.monotonic() - started
         assert response.status_code == 504 and 0.5 <= elapsed < 1.5, elapsed
         assert response.json() == {
@@ -482,10 +483,12 @@ def test_a_request_over_its_time_limit_is_504_on_time_and_the_next_is_served(nlp
         }
         assert slow.started.is_set()
         slow.release.set()  # the pipeline thread drops the note at its next step
-        response = service.post("/v1/suggest", json={"note_id": "s1", "text": TEXT})
+        response = service.post("/v1/suggest", json={"note_id": "s1", "text": SAMPLE_TEXT})
         assert response.status_code == 200
-        assert response.json() == json.loads(json.dumps(notecoder.suggest(TEXT, note_id="s1")))
-        batch = service.post("/v1/suggest/batch", json={"notes": [{"text": TEXT}] * 3})
+        assert response.json() == json.loads(
+            json.dumps(notecoder.suggest(SAMPLE_TEXT, note_id="s1"))
+        )
+        batch = service.post("/v1/suggest/batch", json={"notes": [{"text": SAMPLE_TEXT}] * 3})
         assert batch.status_code == 200 and len(batch.json()["results"]) == 3
 
 
@@ -506,19 +509,19 @@ def test_a_full_queue_is_503_with_retry_after_and_the_work_in_it_is_done(nlp):
     slow = SlowPipeline(nlp)
     app = make_app(slow, max_queue=1, timeout=20)
     with TestClient(app) as service, ThreadPoolExecutor(1) as pool:
-        first = pool.submit(service.post, "/v1/suggest", json={"text": f"SLOW {TEXT}"})
+        first = pool.submit(service.post, "/v1/suggest", json={"text": f"SLOW {SAMPLE_TEXT}"})
         assert slow.started.wait(10)
-        refused = service.post("/v1/suggest", json={"text": TEXT})
+        refused = service.post("/v1/suggest", json={"text": SAMPLE_TEXT})
         assert refused.status_code == 503
         assert refused.headers["retry-after"] == str(serve.RETRY_AFTER_SECONDS)
         assert "busy: 1 requests are already waiting" in refused.json()["detail"]
-        batch = service.post("/v1/suggest/batch", json={"notes": [{"text": TEXT}]})
+        batch = service.post("/v1/suggest/batch", json={"notes": [{"text": SAMPLE_TEXT}]})
         assert batch.status_code == 503
         assert service.get("/health").status_code == 200  # the worker itself answers
         slow.release.set()
         coded = first.result(timeout=20)
         assert coded.status_code == 200 and coded.json()["codes"][0]["code"] == "M53.85"
-        assert service.post("/v1/suggest", json={"text": TEXT}).status_code == 200
+        assert service.post("/v1/suggest", json={"text": SAMPLE_TEXT}).status_code == 200
 
 
 def test_the_vocabulary_does_not_grow_with_the_requests(nlp):
@@ -540,8 +543,10 @@ def test_the_vocabulary_does_not_grow_with_the_requests(nlp):
             assert engine.rebuilds == 0
         else:
             assert engine.rebuilds >= 1
-        result = service.post("/v1/suggest", json={"note_id": "s1", "text": TEXT}).json()
-        assert result == json.loads(json.dumps(notecoder.suggest(TEXT, note_id="s1", nlp=nlp)))
+        result = service.post("/v1/suggest", json={"note_id": "s1", "text": SAMPLE_TEXT}).json()
+        assert result == json.loads(
+            json.dumps(notecoder.suggest(SAMPLE_TEXT, note_id="s1", nlp=nlp))
+        )
 
 
 # --- logs ---------------------------------------------------------------------------------
@@ -606,7 +611,7 @@ def test_no_note_text_in_logs_and_request_ids_everywhere(client, caplog, log_lin
 
 def test_log_fields_are_escaped_and_cut(client, log_lines):
     forged = "n1\n2030-01-01 00:00:00,000 INFO notecoder.serve [req-9] FORGED"
-    client.post("/v1/suggest", json={"note_id": forged, "text": TEXT})
+    client.post("/v1/suggest", json={"note_id": forged, "text": SAMPLE_TEXT})
     client.post("/v1/suggest", json={"note_id": "x" * 100_000, "text": "Low back pain."})
     client.get("/v1/codes/M54\u2028FORGED")
     with TestClient(make_app(BrokenPipeline())) as broken:  # notecoder.api logs the id too
@@ -646,7 +651,7 @@ def test_with_an_api_key_every_endpoint_but_health_and_review_needs_it(nlp):
             {"Authorization": f"Basic {KEY}"},
             {"Authorization": KEY},
         ):
-            response = service.post("/v1/suggest", json={"text": TEXT}, headers=headers)
+            response = service.post("/v1/suggest", json={"text": SAMPLE_TEXT}, headers=headers)
             assert response.status_code == 401, headers
             assert response.headers["www-authenticate"].startswith("Bearer")
             assert "Authorization: Bearer" in response.json()["detail"]
@@ -654,7 +659,7 @@ def test_with_an_api_key_every_endpoint_but_health_and_review_needs_it(nlp):
         for path in ("/v1/codes/M54", "/openapi.json", "/docs"):
             assert service.get(path).status_code == 401, path
         good = {"Authorization": f"Bearer {KEY}"}
-        response = service.post("/v1/suggest", json={"text": TEXT}, headers=good)
+        response = service.post("/v1/suggest", json={"text": SAMPLE_TEXT}, headers=good)
         assert response.status_code == 200 and response.json()["codes"][0]["code"] == "M53.85"
         assert service.get("/v1/codes/M54", headers={"authorization": f"bearer {KEY}"}).is_success
         assert service.get("/health").status_code == 200
@@ -663,7 +668,7 @@ def test_with_an_api_key_every_endpoint_but_health_and_review_needs_it(nlp):
 
 def test_security_headers_on_every_response(client):
     responses = [
-        client.post("/v1/suggest", json={"text": TEXT}),
+        client.post("/v1/suggest", json={"text": SAMPLE_TEXT}),
         client.post("/v1/suggest", json={"text": 5}),
         client.get("/v1/codes/ZZZ"),
         client.get("/health"),
@@ -682,7 +687,7 @@ def test_security_headers_on_every_response(client):
 
 def test_a_wrong_host_is_refused(client, nlp):
     for host in ("evil.example", "evil.example:8000", "127.0.0.1.evil.example", "localhost.:80"):
-        response = client.post("/v1/suggest", json={"text": TEXT}, headers={"host": host})
+        response = client.post("/v1/suggest", json={"text": SAMPLE_TEXT}, headers={"host": host})
         assert response.status_code == 400, host
         assert "--allowed-host" in response.json()["detail"]
     for host in ("localhost", "LOCALHOST:8000", "127.0.0.1:1234", "[::1]:8000", "testserver"):
@@ -880,7 +885,7 @@ note_like = st.fixed_dictionaries(
     optional={
         "note_id": st.none() | st.text(max_size=10) | json_values,
         "text": st.text(max_size=300)
-        | st.sampled_from([TEXT, NO_IMAGING, "L4-5 discitis", "no evidence of discitis"])
+        | st.sampled_from([SAMPLE_TEXT, NO_IMAGING, "L4-5 discitis", "no evidence of discitis"])
         | json_values,
         "setting": st.sampled_from(["outpatient", "inpatient", "er", ""]) | json_values,
     },
@@ -922,11 +927,11 @@ def test_a_pipeline_that_cannot_load_is_reported_with_its_cause(tmp_path, monkey
     monkeypatch.setattr(pipeline, "DEFAULT_PIPELINE", broken)
     monkeypatch.setattr(api, "_nlp", None)
     cause = f"[E020] cannot load the pipeline: [E021] rule file {broken / 'context_rules.json'}"
-    assert notecoder.suggest(TEXT)["error"].startswith(cause + ": not valid JSON")
+    assert notecoder.suggest(SAMPLE_TEXT)["error"].startswith(cause + ": not valid JSON")
     with TestClient(make_app()) as service:
         health = service.get("/health")
         assert health.status_code == 503 and health.json()["pipeline"].startswith(cause)
-        result = service.post("/v1/suggest", json={"note_id": "n1", "text": TEXT}).json()
+        result = service.post("/v1/suggest", json={"note_id": "n1", "text": SAMPLE_TEXT}).json()
         assert result["note_id"] == "n1" and result["error"].startswith(cause)
 
 
