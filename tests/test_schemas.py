@@ -195,3 +195,14 @@ def test_a_flag_message_naming_a_field_its_flag_does_not_fill_is_refused(tmp_pat
 def test_a_flag_the_spec_does_not_name_is_refused(tmp_path):
     path, _ = _edited(tmp_path, "code_families.json", '"PAIN_ONLY": {', '"PAIN_ONLY_X": {')
     assert "missing ['PAIN_ONLY'], unknown ['PAIN_ONLY_X']" in _error(path)
+
+
+def test_a_trigger_bound_below_one_is_refused_at_load(tmp_path):
+    # A bound of 0 would cut a crowded sentence into pieces of no trigger (each note failing).
+    path, text = _edited(
+        tmp_path, "context_rules.json", '"max_sentence_triggers": 24', '"max_sentence_triggers": 0'
+    )
+    line = _line_after(text, '"max_sentence_triggers": 0')
+    message = _error(path)
+    assert message.startswith(f"[E058] rule file {path} line {line}: max_sentence_triggers: ")
+    assert "greater than or equal to 1" in message

@@ -173,7 +173,7 @@ class ContextRules(Rules):
     #: Attributes every mention of a section gets: {"family_history": {"is_family": true}}.
     section_attributes: dict[str, dict[str, bool]] = {}
     #: A sentence holding more triggers than this is read as pieces of this many.
-    max_sentence_triggers: int | None = None
+    max_sentence_triggers: Annotated[int, Field(ge=1)] | None = None
     context_rules: list[ContextRule]
 
 
