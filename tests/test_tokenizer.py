@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from tests.conftest import blank_pipeline
+from notecoder import tokenizer
+from tests.conftest import blank_pipeline, shared_corpus
 
 
 @pytest.fixture(scope="module")
@@ -67,13 +70,12 @@ def test_long_chunks_keep_the_text_and_split_punctuation_runs(nlp, text):
     assert marks and all(len(m) <= 3 for m in marks)  # a run of marks: a token per mark
 
 
-def test_chunks_up_to_the_limit_are_spacys_alone(nlp):
+def spacys_tokenizer(nlp):
+    """spaCy's own ``Tokenizer`` with the pipeline's rules (no cutting, no stretches)."""
     from spacy.tokenizer import Tokenizer
 
-    from notecoder.tokenizer import LONG_CHUNK
-
     ours = nlp.tokenizer
-    spacys = Tokenizer(
+    return Tokenizer(
         nlp.vocab,
         rules=ours.rules,
         prefix_search=ours.prefix_search,
@@ -82,5 +84,44 @@ def test_chunks_up_to_the_limit_are_spacys_alone(nlp):
         token_match=ours.token_match,
         url_match=ours.url_match,
     )
-    text = "Dx: " + ("L4-5," * 20)[:LONG_CHUNK] + " and (DDD) at C5-6.,IMPRESSION:, stable"
-    assert [t.text for t in nlp.make_doc(text)] == [t.text for t in spacys(text)]
+
+
+def test_chunks_up_to_the_limit_are_spacys_alone(nlp):
+    text = (
+        "Dx: " + ("L4-5," * 20)[: tokenizer.LONG_CHUNK] + " and (DDD) at C5-6.,IMPRESSION:, stable"
+    )
+    assert [t.text for t in nlp.make_doc(text)] == [t.text for t in spacys_tokenizer(nlp)(text)]
+
+
+def tokens_in_full(doc):
+    return [(t.text, t.whitespace_, t.idx, t.norm_) for t in doc]
+
+
+@pytest.fixture(scope="module")
+def spine_notes() -> list[str]:
+    path = shared_corpus("mtsamples_spine.jsonl")
+    return [json.loads(line)["text"] for line in path.open(encoding="utf-8")]
+
+
+def test_a_long_note_read_in_stretches_is_tokenized_as_spacy_would(nlp, spine_notes):
+    """Real notes run together past ``LONG_NOTE`` (some 400,000 tokens), with the
+    whitespace runs and contractions of dictation: the same tokens, spaces,
+    offsets and norms as spaCy's tokenizer gives the whole text."""
+    text = " \n\n  ".join(spine_notes[:200]) + " don't  stop, it's \n "
+    assert len(text) > 3 * tokenizer.LONG_NOTE
+    assert tokens_in_full(nlp.make_doc(text)) == tokens_in_full(spacys_tokenizer(nlp)(text))
+
+
+def test_every_stretch_boundary_keeps_spacys_tokens(nlp, spine_notes, monkeypatch):
+    """Stretches of 40 characters cut each note hundreds of times, at every kind of
+    whitespace a dictated note has before a word."""
+    monkeypatch.setattr(tokenizer, "LONG_NOTE", 0)
+    monkeypatch.setattr(tokenizer, "STRETCH", 40)
+    spacys = spacys_tokenizer(nlp)
+    for text in [*spine_notes[:60], "a  b\n\nc \t d   don't\n e", " lead", "tail  "]:
+        assert tokens_in_full(nlp.make_doc(text)) == tokens_in_full(spacys(text))
+
+
+def test_a_long_chunk_keeps_the_norms_of_exceptions(nlp):
+    doc = nlp.make_doc("(" * 60 + " we don't know")
+    assert [(t.text, t.norm_) for t in doc][-3:] == [("do", "do"), ("n't", "not"), ("know", "know")]

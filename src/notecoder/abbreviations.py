@@ -20,7 +20,7 @@ from collections import defaultdict
 
 import numpy
 from scispacy.abbreviation import AbbreviationDetector, find_abbreviation
-from spacy.attrs import LENGTH, ORTH
+from spacy.attrs import ORTH
 from spacy.language import Language
 from spacy.matcher import PhraseMatcher
 from spacy.tokens import Doc, Span
@@ -49,9 +49,12 @@ class ParenthesisAbbreviationDetector(AbbreviationDetector):
         if not len(opens):
             return doc
         texts = TokenText(doc)
+        starts, ends = texts.arrays
+        inside = _plausible(self._inside(orth, opens), ends - starts)
+        if not inside:
+            return doc
         brackets = (orth == self._open).astype("int8") - (orth == self._close).astype("int8")
-        inside = _plausible(self._inside(orth, opens), doc.to_array(LENGTH))
-        candidates = _candidates(inside, texts, brackets.tolist())
+        candidates = _candidates(inside, texts, brackets)
         definitions = self._definitions(candidates, doc, texts)
         if definitions:
             abbreviations = doc._.abbreviations  # (the Doc's own list, made on first use)
@@ -65,18 +68,11 @@ class ParenthesisAbbreviationDetector(AbbreviationDetector):
         """What scispaCy's matcher finds, less its brackets and its long candidates:
         each "(" with every ")" 2 to 9 tokens on, in order of the "(" then the ")"
         (the tokens inside, one row each)."""
-        closes = orth == self._close
-        n = len(orth)
-        found = []
-        for step in range(2, 2 + _MAX_INSIDE):
-            ends = opens + step
-            ends = ends[ends < n]
-            ends = ends[closes[ends]]
-            found.append(numpy.stack([ends - step, ends], axis=1))
-        pairs = numpy.concatenate(found)
-        pairs = pairs[numpy.lexsort((pairs[:, 1], pairs[:, 0]))]
-        pairs[:, 0] += 1
-        return pairs
+        closes = numpy.append(orth == self._close, False)  # (the last: past the end)
+        # One row per "(", one column per step: row by row is "(" then ")" order.
+        ends = numpy.minimum(opens[:, None] + numpy.arange(2, 2 + _MAX_INSIDE), len(orth))
+        found = closes[ends]
+        return numpy.stack([numpy.repeat(opens + 1, found.sum(axis=1)), ends[found]], axis=1)
 
     def _definitions(
         self, candidates: list[tuple[_Tokens, _Tokens]], doc: Doc, texts: TokenText
@@ -127,7 +123,7 @@ def _plausible(inside: numpy.ndarray, lengths: numpy.ndarray) -> list[_Tokens]:
 
 
 def _candidates(
-    inside: list[_Tokens], texts: TokenText, brackets: list[int]
+    inside: list[_Tokens], texts: TokenText, brackets: numpy.ndarray
 ) -> list[tuple[_Tokens, _Tokens]]:
     """scispaCy's ``filter_matches``, on token bounds: (long form, short form)
     candidates for each parenthesis, in order.
@@ -152,7 +148,7 @@ def _candidates(
             continue
         if long_inside:
             # make sure any parentheses inside long form are balanced
-            if _unbalanced(brackets[start:end]):
+            if _unbalanced(brackets[start:end].tolist()):
                 continue
             long = (start, end)
         else:

@@ -16,6 +16,7 @@ unset (tests/test_conventions.py keeps the table and the factories in step).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import partial
 from typing import NamedTuple
 
@@ -242,22 +243,26 @@ def sentence_bounds(item: Span) -> tuple[int, int]:
     table = _sentence_table(item.doc)
     if table is None:
         return 0, len(item.doc)
-    return table[0][item.start], table[1][item.start]  # its first token's, as Span.sent
+    return table[0].item(item.start), table[1].item(item.start)  # its first token's, as Span.sent
 
 
-def sentence_table(doc: Doc) -> tuple[list[int], list[int]]:
+def sentence_table(doc: Doc) -> tuple[Sequence[int], Sequence[int]]:
     """The first token and the end of the sentence of every token of a Doc.
 
     For components that ask about thousands of mentions and their context:
     ``Span.sent`` walks the tokens to the sentence's ends on every call.
+    Memoryviews, not lists: a list holds an int object per token (for a 1 MB
+    note, memory the kernel hands over page by page).
     """
     table = _sentence_table(doc)
-    return table if table is not None else ([0] * len(doc), [len(doc)] * len(doc))
+    if table is None:
+        return [0] * len(doc), [len(doc)] * len(doc)
+    return memoryview(table[0]), memoryview(table[1])
 
 
-def _sentence_table(doc: Doc) -> tuple[list[int], list[int]] | None:
-    """:func:`sentence_table`, computed once per Doc after the splitter (sentences never
-    change afterwards); None before it or without one."""
+def _sentence_table(doc: Doc) -> tuple[numpy.ndarray, numpy.ndarray] | None:
+    """:func:`sentence_table` as arrays, computed once per Doc after the splitter
+    (sentences never change afterwards); None before it or without one."""
     table = doc.user_data.get(_SENTENCES_KEY)
     if table is not None and len(table[0]) == len(doc):
         return table
@@ -268,7 +273,7 @@ def _sentence_table(doc: Doc) -> tuple[list[int], list[int]] | None:
     first = numpy.maximum.accumulate(numpy.where(starts, numpy.arange(len(doc)), 0))
     ends = numpy.append(numpy.flatnonzero(starts)[1:], len(doc))
     last = ends[numpy.cumsum(starts) - 1]
-    table = doc.user_data[_SENTENCES_KEY] = (first.tolist(), last.tolist())
+    table = doc.user_data[_SENTENCES_KEY] = (first, last)
     return table
 
 

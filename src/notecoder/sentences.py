@@ -27,11 +27,11 @@ import re
 from typing import Any
 
 import numpy
-from spacy.attrs import IDX, LENGTH, SENT_START
+from spacy.attrs import SENT_START
 from spacy.tokens import Doc
 
-from notecoder.extensions import doc_text
 from notecoder.rulefile import RuleFileComponent
+from notecoder.spans import TokenText
 
 _TERMINAL = {".", "!", "?", "...", "…"}
 _LIST_NUMBER = re.compile(r"^(?:#?\d{1,2}|[a-z])$")
@@ -65,9 +65,7 @@ class SentenceSplitter(RuleFileComponent):
         n = len(doc)
         if n == 0:
             return doc
-        # Token texts sliced from the text: no Python Token object per token.
-        note = doc_text(doc)
-        texts = [note[i : i + k] for i, k in doc.to_array([IDX, LENGTH]).tolist()]
+        texts = TokenText(doc).each()  # (no Python Token object per token)
         starts = [False] * n
         pending = True  # the next real token starts a sentence
         line_start = True  # the next real token is the first of its line

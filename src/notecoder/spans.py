@@ -9,6 +9,7 @@ component call.
 """
 
 from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
 from functools import cached_property
 
 import numpy
@@ -76,20 +77,28 @@ class TokenText:
         self.n = len(doc)
 
     @cached_property
-    def _arrays(self) -> tuple[numpy.ndarray, numpy.ndarray]:
+    def arrays(self) -> tuple[numpy.ndarray, numpy.ndarray]:
         """The first character and the end of each token's text, as arrays."""
         offsets = self.doc.to_array([IDX, LENGTH]).astype("int64").reshape(-1, 2)
-        return offsets[:, 0], offsets[:, 0] + offsets[:, 1]
+        starts = numpy.ascontiguousarray(offsets[:, 0])
+        return starts, starts + offsets[:, 1]
 
+    # Memoryviews, not lists: an int is made as it is read, where a list holds one
+    # object per token (for a 1 MB note, memory the kernel hands over page by page).
     @cached_property
-    def starts(self) -> list[int]:
+    def starts(self) -> Sequence[int]:
         """The first character of each token."""
-        return self._arrays[0].tolist()
+        return memoryview(self.arrays[0])
 
     @cached_property
-    def ends(self) -> list[int]:
+    def ends(self) -> Sequence[int]:
         """The end of each token's text (before its trailing space)."""
-        return self._arrays[1].tolist()
+        return memoryview(self.arrays[1])
+
+    def each(self) -> list[str]:
+        """The text of every token."""
+        text = self.text
+        return [text[i:j] for i, j in zip(self.starts, self.ends, strict=True)]
 
     def tokens_of(self, stretches: list[tuple[int, int]]) -> list[tuple[int, int] | None]:
         """The tokens of ``doc.char_span(start, end, alignment_mode="expand")`` for
@@ -108,7 +117,7 @@ class TokenText:
         chars = numpy.array(stretches, dtype="int64").reshape(-1, 2)
         first, last = chars[:, 0], chars[:, 1] - 1
         valid = (first >= 0) & (first < size) & (last >= 0) & (last < size)
-        starts, ends = self._arrays
+        starts, ends = self.arrays
         start = numpy.searchsorted(starts, first, side="right") - 1
         end = numpy.searchsorted(starts, last, side="right")
         # A start in the space after a token is not that token.
@@ -138,16 +147,16 @@ class DocView:
         self._sentence_texts: dict[int, str] = {}
 
     @cached_property
-    def _bounds(self) -> tuple[list[int], list[int]]:
+    def _bounds(self) -> tuple[Sequence[int], Sequence[int]]:
         return sentence_table(self.doc)
 
     @property
-    def first(self) -> list[int]:
+    def first(self) -> Sequence[int]:
         """The first token of each token's sentence."""
         return self._bounds[0]
 
     @property
-    def end(self) -> list[int]:
+    def end(self) -> Sequence[int]:
         """The end of each token's sentence."""
         return self._bounds[1]
 

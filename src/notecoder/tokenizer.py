@@ -18,11 +18,23 @@ punctuation is one token per character (what spaCy makes of such a run), and
 the rest is handed to spaCy in pieces of at most ``LONG_CHUNK`` characters
 (longer only where a run of letters and digits is, which spaCy takes in linear
 time), cut where a punctuation mark is. Shorter chunks are spaCy's alone.
+
+spaCy grows a Doc's token array by doubling, each step a new zeroed block the
+old one is copied into: a Doc of n tokens has touched memory for up to 4n.
+Past glibc's largest reused block (32 MB, some 280,000 tokens) every such page
+is new to the process, and the kernel's page faults made a 1 MB note of
+"(a) " tokenize 22 times slower than one of 100 KB. A note over ``LONG_NOTE``
+characters is therefore tokenized ``STRETCH`` characters or so at a time, cut
+where a word starts after whitespace (where spaCy's own tokens end), and its
+Doc is made once, at its final size, from the stretches' token ids, spaces and
+norms (below ``LONG_NOTE`` that costs more than spaCy's own growth).
 """
 
 import re
 
+import numpy
 import spacy
+from spacy.attrs import NORM, ORTH, SPACY
 from spacy.language import Language
 from spacy.tokenizer import Tokenizer
 from spacy.tokens import Doc
@@ -36,6 +48,17 @@ _LONG = re.compile(rf"\S{{{LONG_CHUNK + 1},}}")
 _PUNCT_RUN = re.compile(r"[^\w\s]{3,}|_{3,}")
 #: A place a piece of a long chunk may end: after a punctuation mark.
 _CUT = re.compile(r"[^\w\s]|_")
+
+#: Notes longer than this (characters) are tokenized a stretch at a time. Up to it,
+#: spaCy's doubling stays below glibc's 32 MB: at most a token per character, in an
+#: array of 163,840 tokens of some 120 bytes (20 MB) at the end.
+LONG_NOTE = 131_072
+#: Characters in a stretch, or so (the stretch ends where a word starts).
+STRETCH = 16_384
+#: Where a stretch may end: where a word starts after whitespace.
+_WORD_START = re.compile(r"(?<=\s)(?=\S)")
+#: What a note's Doc is made from: each token's id, trailing space and norm.
+_ROW = [ORTH, SPACY, NORM]
 
 _EXTRA_INFIXES = (
     r",(?=[A-Za-z])",  # "male.,EXAM" -> ",", "EXAM"
@@ -68,36 +91,44 @@ def create_tokenizer():
 
 
 class NoteTokenizer(Tokenizer):
-    """spaCy's ``Tokenizer`` in linear time: long chunks are cut first (see the module)."""
+    """spaCy's ``Tokenizer`` in linear time: long chunks are cut first, long notes are
+    read a stretch at a time (see the module)."""
 
     def __call__(self, text: str) -> Doc:
-        if _LONG.search(text) is None:
+        if len(text) <= LONG_NOTE and _LONG.search(text) is None:
             return super().__call__(text)
-        words: list[str] = []
-        spaces: list[bool] = []
+        rows: list[numpy.ndarray] = []
         start = 0
         for chunk in _LONG.finditer(text):
-            self._add(text[start : chunk.start()], words, spaces)
+            self._add(text[start : chunk.start()], rows)
             for piece in _pieces(chunk.group()):
                 if _PUNCT_RUN.fullmatch(piece):
-                    words.extend(piece)
-                    spaces.extend([False] * len(piece))
+                    for at in range(0, len(piece), STRETCH):
+                        run = list(piece[at : at + STRETCH])
+                        rows.append(
+                            Doc(self.vocab, words=run, spaces=[False] * len(run)).to_array(_ROW)
+                        )
                 else:
-                    self._add(piece, words, spaces)
+                    self._add(piece, rows)
             start = chunk.end()
-        self._add(text[start:], words, spaces)
-        return Doc(self.vocab, words=words, spaces=spaces)
+        self._add(text[start:], rows)
+        orth, spaces, norm = numpy.concatenate(rows).T.copy()
+        # Token ids (not strings): the Doc looks each up, with no Python str per token.
+        doc = Doc(self.vocab, words=memoryview(orth), spaces=memoryview(spaces))
+        return doc.from_array([NORM], norm)  # the norms of tokenizer exceptions ("n't")
 
-    def _add(self, text: str, words: list[str], spaces: list[bool]) -> None:
-        """spaCy's tokens of a stretch of text, appended; its leading space is glued to
-        the token before (as spaCy would have made it)."""
-        if not text:
-            return
-        if text[0] == " " and words and not spaces[-1]:
-            spaces[-1], text = True, text[1:]
-        for token in super().__call__(text):
-            words.append(token.text)
-            spaces.append(bool(token.whitespace_))
+    def _add(self, text: str, rows: list[numpy.ndarray]) -> None:
+        """spaCy's tokens of a stretch of text, ``STRETCH`` characters or so at a time,
+        appended; its leading space is glued to the token before (as spaCy would
+        have made it)."""
+        if text[:1] == " " and rows and not rows[-1][-1, 1]:
+            rows[-1][-1, 1], text = True, text[1:]
+        start = 0
+        while start < len(text):
+            cut = _WORD_START.search(text, start + STRETCH)
+            end = cut.start() if cut else len(text)
+            rows.append(super().__call__(text[start:end]).to_array(_ROW))
+            start = end
 
 
 def _pieces(chunk: str) -> list[str]:
