@@ -6,9 +6,9 @@ unicode oddities, or real notes pasted together. Each input of the catalogue
 is built at 10 KB, 100 KB and 1 MB (characters) and coded with
 ``notecoder.suggest`` (the whole pipeline and the result); the table gives
 ms/KB at each size and the growth from 10 KB to 100 KB and from 100 KB to 1 MB
-(linear time is 10x for 10x the size). Each cell is the best of ``--rounds``
-passes over the whole catalogue. Targets (issue 12): no input above 5 ms/KB at
-any size, growth at most 12x for every 10x.
+(linear time is 10x for 10x the size). Each cell is the best of ``RUNS`` runs
+in a row in each of ``--rounds`` passes over the whole catalogue. Targets
+(issue 12): no input above 5 ms/KB at any size, growth at most 12x for every 10x.
 
     python benchmarks/hostile.py                       # the table
     python benchmarks/hostile.py --sizes 10000,100000 --stages   # and where the time goes
@@ -66,6 +66,9 @@ def _distinct_abbreviations(size: int) -> str:
     return _repeat("".join(islice(sentences, size // 30 + 1)))(size)
 
 
+#: Runs in a row per input, size and round; a cell is the best of them all.
+RUNS = 2
+
 #: name -> a function giving the input at a size (characters).
 CATALOGUE: dict[str, Callable[[int], str]] = {
     "real notes concatenated": _real_notes,
@@ -104,14 +107,17 @@ CATALOGUE: dict[str, Callable[[int], str]] = {
 }
 
 
-def time_one(nlp, text: str) -> float:
-    """Seconds to code ``text``: the best of up to 3 runs, fewer once they have taken
-    a second (a 10 KB note takes tens of ms, and one pause of this shared machine
-    doubled it)."""
+def time_one(nlp, text: str, runs: int = RUNS) -> float:
+    """Seconds to code ``text``: the best of ``runs`` runs in a row.
+
+    Not one run: the first run of a size in a process is slower by more than
+    the note (a 1 MB note's first run took 1.4-1.7x its next ones here: the
+    memory it asks for is new to the process, and on a VM new to the host).
+    """
     from notecoder import suggest
 
     times: list[float] = []
-    while len(times) < 3 and sum(times) < 1.0:
+    for _ in range(runs):
         nlp.tokenizer._flush_cache()  # time the tokenizer too, not its cache of an earlier run
         # The garbage of the run before (a 1 MB note leaves millions of objects) is
         # collected now, not in whichever timing Python's collector next runs in.
@@ -160,7 +166,7 @@ def main() -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     names = [n for n in CATALOGUE if not args.only or args.only in n]
     for name in names:  # warm up: first uses load code tables and fill caches once per process
-        time_one(nlp, CATALOGUE[name](2000))
+        time_one(nlp, CATALOGUE[name](2000), runs=1)
     # Rounds, not repeats in a row: this shared machine has slow spells of seconds, which
     # a cell's repeats would all fall into.
     best: dict[tuple[str, int], float] = {}

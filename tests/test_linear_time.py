@@ -143,6 +143,29 @@ def test_entity_matches_are_spacys_in_spacys_order(nlp, texts):
         assert ruler._matches(doc) == theirs
 
 
+def test_a_note_is_freed_as_soon_as_it_is_coded(nlp):
+    """Not left in cycles for the garbage collector (whose pass then walks every object
+    of the note), nor kept by a component until the next note."""
+    import gc
+
+    from spacy.tokens import Doc
+
+    import notecoder
+
+    def docs() -> int:
+        return sum(isinstance(o, Doc) for o in gc.get_objects())
+
+    text = CRAFTED[0] + "Denies neck pain. Possible cervical stenosis at C5-6 and L4-5."
+    gc.collect()
+    gc.disable()
+    try:
+        before = docs()
+        assert notecoder.suggest(text, nlp=nlp)["codes"]
+        assert docs() == before
+    finally:
+        gc.enable()
+
+
 def test_every_mention_attribute_reads_its_default_before_it_is_set(nlp):
     from notecoder.extensions import Mention
 

@@ -107,8 +107,8 @@ class ParenthesisAbbreviationDetector(AbbreviationDetector):
 
 
 def _plausible(inside: numpy.ndarray, lengths: numpy.ndarray) -> list[_Tokens]:
-    """The parentheses that may pass ``_candidates``: the first of its tests
-    (size, place, the short form's word lengths), on arrays.
+    """The parentheses that pass the first of scispaCy's tests (at most 8 words, not at
+    the start of the note, each word of the short form 2 to 9 characters), on arrays.
 
     "(a) " repeated puts three parentheses per bracket before ``_candidates``,
     none with a short form of two letters.
@@ -125,38 +125,34 @@ def _plausible(inside: numpy.ndarray, lengths: numpy.ndarray) -> list[_Tokens]:
 def _candidates(
     inside: list[_Tokens], texts: TokenText, brackets: numpy.ndarray
 ) -> list[tuple[_Tokens, _Tokens]]:
-    """scispaCy's ``filter_matches``, on token bounds: (long form, short form)
-    candidates for each parenthesis, in order.
+    """The rest of scispaCy's ``filter_matches``, on token bounds, for the parentheses
+    ``_plausible`` kept: (long form, short form) candidates for each, in order.
 
     scispaCy slices the Doc for every candidate and its tests (a ``Span`` and a
-    ``Token`` per token); "(a) " repeated makes three candidates per bracket.
-    Here token lengths and brackets come from arrays (``brackets``: 1 for "(",
-    -1 for ")", else 0), and the cheapest of the filter's tests goes first.
+    ``Token`` per token). Here token lengths and brackets come from arrays
+    (``brackets``: 1 for "(", -1 for ")", else 0), and a short form's text is
+    tested once however often the note repeats it.
     """
     starts, ends = texts.starts, texts.ends
+    tested: dict[str, bool] = {}
     candidates = []
     for start, end in inside:
-        # Ignore spans with more than 8 words in them, and spans at the start of the doc
-        if end - start > 8 or start == 1:
-            continue
         # Over 3 words, the long form is inside the parens and the short form is the
         # word before them; otherwise the short form is inside.
-        long_inside = end - start > 3
-        short = (start - 2, start - 1) if long_inside else (start, end)
-        # Every word of the short form has 2 to 9 characters (short_form_filter).
-        if not all(2 <= ends[i] - starts[i] < 10 for i in range(*short)):
-            continue
-        if long_inside:
+        if end - start > 3:
             # make sure any parentheses inside long form are balanced
             if _unbalanced(brackets[start:end].tolist()):
                 continue
-            long = (start, end)
+            short, long = (start - 2, start - 1), (start, end)
         else:
             # Look up to max_words backwards
             length = sum(ends[i] - starts[i] for i in range(start, end))
             max_words = min(length + 5, length * 2)
-            long = (max(start - max_words - 1, 0), start - 1)
-        if _short_form(texts(*short)):
+            short, long = (start, end), (max(start - max_words - 1, 0), start - 1)
+        text = texts(*short)
+        if text not in tested:
+            tested[text] = _short_form(text)
+        if tested[text]:
             candidates.append((long, short))
     return candidates
 
@@ -175,8 +171,8 @@ def _unbalanced(brackets: list[int]) -> bool:
 
 
 def _short_form(text: str) -> bool:
-    """The rest of scispaCy's ``short_form_filter`` (the words' lengths are tested
-    first): at least half the characters letters, the first one a letter."""
+    """The rest of scispaCy's ``short_form_filter`` (``_plausible`` tested the words'
+    lengths): at least half the characters letters, the first one a letter."""
     if sum(c.isalpha() for c in text) / len(text) < 0.5:
         return False
     return text[0].isalpha()

@@ -146,6 +146,11 @@ def suggest(
             doc = nlp.make_doc(clean_text(text))
             doc._.setting = setting
             result = read(nlp(doc), note_id)
+            # The Doc's records hold Spans, and each Span its Doc: let go of them and the
+            # note is freed now, by reference counts, before the collector is back on
+            # to walk it (a 1 MB note: millions of objects).
+            doc.user_data.clear()
+            del doc
     except Exception as err:  # one bad note must never stop the caller
         log.error("note %s failed: %s", note_id, type(err).__name__)
         return empty_result(note_id, f"internal error: {type(err).__name__}")

@@ -179,16 +179,22 @@ class Coder(RuleFileComponent):
     def __init__(self, spans_key: str) -> None:
         self.spans_key = spans_key
         self.rules: dict[str, Any] = {}
+        self._forget()
+
+    def _forget(self) -> None:
+        """No note being coded. What is kept of a note lasts only while it is coded:
+        it holds the note's Spans, so kept after it would keep its whole Doc alive
+        until the next note, and leave a cycle for the garbage collector to find."""
         #: The note being coded, indexed (``code`` builds it; one note at a time, as
         #: with any spaCy component).
         self._note: _NoteIndex | None = None
         #: Whether a sentence's assessment entry names a non-spinal cause, by (sentence
-        #: start, section), for the note being coded.
+        #: start, section).
         self._causes: dict[tuple[int, str | None], bool] = {}
         #: Whether a sentence matches a pattern, by (sentence start, pattern): asked for
         #: every mention of the sentence, answered once.
         self._sentence_hits: dict[tuple[int, str], bool] = {}
-        #: Each mention's concept, for the note being coded.
+        #: Each mention's concept.
         self._concepts: dict[Span, str] = {}
         #: Whether the note documents a list of cues (trauma, osteoporosis), by the list.
         self._cues: dict[tuple[str, ...], bool] = {}
@@ -198,16 +204,6 @@ class Coder(RuleFileComponent):
 
     def set_rules(self, data: dict[str, Any]) -> None:
         self.rules = dict(data)
-
-    def __getstate__(self) -> dict[str, Any]:
-        """The coder without its memo of the last note coded (``pickle``).
-
-        The memo holds that note's spans, which do not pickle (spaCy's E112),
-        and ``code`` builds it afresh for every note.
-        """
-        state = dict(vars(self))
-        state.update(_note=None, _causes={}, _sentence_hits={}, _concepts={}, _cues={})
-        return state
 
     def code_table(self, concepts: Iterable[str] = ()) -> dict[str, tuple[str, str | None]]:
         """Every code this coder can emit, with the concept and region that give it.
@@ -295,7 +291,14 @@ class Coder(RuleFileComponent):
         self, doc: Doc, mentions: list[Span], setting: str
     ) -> tuple[list[Candidate], list[Span]]:
         """The candidates and the diagnoses left uncertain (for UNCERTAIN_DX)."""
-        self._causes, self._sentence_hits, self._concepts, self._cues = {}, {}, {}, {}
+        try:
+            return self._code(doc, mentions, setting)
+        finally:
+            self._forget()
+
+    def _code(
+        self, doc: Doc, mentions: list[Span], setting: str
+    ) -> tuple[list[Candidate], list[Span]]:
         history = set(self.rules["history_sections"])
         # Template technique text names no diagnosis (section 3); its levels still count.
         technique = set(self.rules["non_diagnostic_sections"])
