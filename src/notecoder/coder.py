@@ -87,6 +87,45 @@ REGION_SOURCES = (
 )
 
 
+class _Item:
+    """One mention as the coder reads it: its span, and what the coder asks of it, read once.
+
+    The coder goes over a note's mentions a dozen times (status, scope, regions,
+    combinations, pain) and asks each for its record, concept, label, sentence
+    and section. Asked of a ``Span`` each answer is a lookup by the span's
+    offsets or hash: 0.2-0.4 us, most of it cache misses, at 60,000 mentions a
+    third of the coding. An item is hashed by identity and its answers are
+    attributes.
+    """
+
+    __slots__ = (
+        "attrs",
+        "concept",
+        "end",
+        "index",
+        "label",
+        "section",
+        "sentence",
+        "span",
+        "start",
+    )
+
+    def __init__(self, coder: "Coder", span: Span, index: int) -> None:
+        self.span = span
+        self.index = index  # (its place in the note's mentions)
+        self.attrs = mention(span)
+        self.label = span.label_
+        self.start, self.end = span.start, span.end
+        self.sentence = sentence_bounds(span)[0]  # (the sentence's first token)
+        self.section = section_of(span)
+        self.concept = coder._find_concept(self)
+
+
+def _spans(items: Iterable[_Item]) -> list[Span]:
+    """The mentions' spans once each (by offsets), in text order."""
+    return unique_spans(m.span for m in items)
+
+
 class _NoteIndex:
     """One note's mentions indexed once, for the questions the coder asks of each mention.
 
@@ -97,58 +136,54 @@ class _NoteIndex:
     start of each ``Coder.code`` call; the answers are those of the scans.
     """
 
-    def __init__(self, coder: "Coder", mentions: list[Span], usable: list[Span]) -> None:
-        self.mentions = mentions
-        self.order = {m: i for i, m in enumerate(mentions)}
-        self.concept = coder._concept  # (memoised per note by the coder)
+    def __init__(self, items: list[_Item], usable: list[_Item]) -> None:
+        self.items = items
         self.precise: dict[str, dict[str, None]] = {}  # concept -> regions, in note order
         self.regions: dict[str, dict[str, None]] = {}  # the same, levels precise or not
-        self.by_sentence: dict[tuple[str, int], list[Span]] = {}
+        self.by_sentence: dict[tuple[str, int], list[_Item]] = {}
         self.last_negated: dict[str, int] = {}  # concept -> start of its last negated mention
-        for m in mentions:
-            concept, attrs = self.concept(m), mention(m)
+        for m in items:
+            concept, attrs = m.concept, m.attrs
             if not (attrs.is_family or attrs.is_negated) and any(
                 is_precise(a) for a in attrs.linked_levels or []
             ):
                 self.precise.setdefault(concept, {}).update(dict.fromkeys(attrs.regions or []))
             if not attrs.excluded():
                 self.regions.setdefault(concept, {}).update(dict.fromkeys(attrs.regions or []))
-            self.by_sentence.setdefault((m.label_, sentence_bounds(m)[0]), []).append(m)
+            self.by_sentence.setdefault((m.label, m.sentence), []).append(m)
             if attrs.is_negated:
                 self.last_negated[concept] = max(self.last_negated.get(concept, -1), m.start)
         self.certain = {
-            self.concept(m)
-            for m in usable
-            if m.label_ == "CONDITION" and not mention(m).is_uncertain
+            m.concept for m in usable if m.label == "CONDITION" and not m.attrs.is_uncertain
         }
         self.procedure: dict[bool, list[str]] = {}  # by "roots", as Coder finds them
         self._only_region: list[str | None] | None = None
         self._level_regions: dict[int, list[str]] = {}
 
-    def settled(self, span: Span) -> bool:
+    def settled(self, m: _Item) -> bool:
         """Is an uncertain mention's concept documented as established elsewhere in the
         note (a differential the note settles, "consistent with" a herniation the MRI
         shows)?"""
-        return self.concept(span) in self.certain
+        return m.concept in self.certain
 
-    def ruled_out(self, span: Span) -> bool:
+    def ruled_out(self, m: _Item) -> bool:
         """Does the note later negate the concept ("probable instability" ... "no evidence
         of instability")? A differential settled that way is neither coded nor uncertain."""
-        return self.last_negated.get(self.concept(span), -1) > span.end
+        return self.last_negated.get(m.concept, -1) > m.end
 
     def only_region(self) -> list[str | None]:
         """The note's one region, when its levels and mentions name only one."""
         if self._only_region is None:
             anchors = {
-                mention(a).region
-                for a in self.mentions
-                if a.label_ == "SPINAL_LEVEL" and mention(a).region and not mention(a).is_family
+                a.attrs.region
+                for a in self.items
+                if a.label == "SPINAL_LEVEL" and a.attrs.region and not a.attrs.is_family
             }
             anchors |= {
                 r
-                for m in self.mentions
-                if m.label_ in ("CONDITION", "PAIN")
-                for r in mention(m).regions or []
+                for m in self.items
+                if m.label in ("CONDITION", "PAIN")
+                for r in m.attrs.regions or []
             }
             self._only_region = [anchors.pop()] if len(anchors) == 1 else [None]
         return self._only_region
@@ -158,17 +193,25 @@ class _NoteIndex:
         relative's, in note order (asked for each mention of the sentence: found once)."""
         found = self._level_regions.get(sentence)
         if found is None:
-            records = [mention(a) for a in self.by_sentence.get(("SPINAL_LEVEL", sentence), [])]
+            records = [a.attrs for a in self.by_sentence.get(("SPINAL_LEVEL", sentence), [])]
             found = self._level_regions[sentence] = list(
                 dict.fromkeys(r.region for r in records if r.region and not r.is_family)
             )
         return list(found)
 
-    def sentence_levels(self, spans: list[Span]) -> list[Span]:
+    def sentence_levels(self, items: list[_Item]) -> list[_Item]:
         """The spinal levels of the sentences of these mentions."""
-        sentences = dict.fromkeys(sentence_bounds(s)[0] for s in spans)
+        sentences = dict.fromkeys(m.sentence for m in items)
         levels = [a for k in sentences for a in self.by_sentence.get(("SPINAL_LEVEL", k), [])]
-        return sorted(levels, key=self.order.__getitem__) if len(sentences) > 1 else levels
+        return sorted(levels, key=_index) if len(sentences) > 1 else levels
+
+
+def _index(m: _Item) -> int:
+    return m.index
+
+
+def _start(m: _Item) -> int:
+    return m.start
 
 
 class Coder(RuleFileComponent):
@@ -194,8 +237,6 @@ class Coder(RuleFileComponent):
         #: Whether a sentence matches a pattern, by (sentence start, pattern): asked for
         #: every mention of the sentence, answered once.
         self._sentence_hits: dict[tuple[int, str], bool] = {}
-        #: Each mention's concept.
-        self._concepts: dict[Span, str] = {}
         #: Whether the note documents a list of cues (trauma, osteoporosis), by the list.
         self._cues: dict[tuple[str, ...], bool] = {}
 
@@ -302,24 +343,25 @@ class Coder(RuleFileComponent):
         history = set(self.rules["history_sections"])
         # Template technique text names no diagnosis (section 3); its levels still count.
         technique = set(self.rules["non_diagnostic_sections"])
+        items = [_Item(self, m, i) for i, m in enumerate(mentions)]
         usable = [
             m
-            for m, section in zip(mentions, map(section_of, mentions), strict=True)
-            if section not in history
-            and not (section in technique and m.label_ in ("CONDITION", "PAIN"))
+            for m in items
+            if m.section not in history
+            and not (m.section in technique and m.label in ("CONDITION", "PAIN"))
             and not self._not_current(m)
             and not self._non_spinal(m)
         ]
-        clinical = [m for m in usable if m.label_ in ("CONDITION", "PAIN") and self._coded(m)]
-        self._note = _NoteIndex(self, mentions, usable)
+        clinical = [m for m in usable if m.label in ("CONDITION", "PAIN") and self._coded(m)]
+        self._note = _NoteIndex(items, usable)
         scope = self._diagnostic_scope(doc, clinical)
 
-        conditions: list[Span] = []
-        uncertain: list[Span] = []
+        conditions: list[_Item] = []
+        uncertain: list[_Item] = []
         for m in scope:
-            if m.label_ != "CONDITION" and self._concept(m) not in self.rules["concepts"]:
+            if m.label != "CONDITION" and m.concept not in self.rules["concepts"]:
                 continue
-            if not mention(m).is_uncertain or self._note.settled(m):
+            if not m.attrs.is_uncertain or self._note.settled(m):
                 conditions.append(m)
             elif self._note.ruled_out(m):
                 continue
@@ -327,19 +369,19 @@ class Coder(RuleFileComponent):
                 uncertain.append(m)
                 if setting == "inpatient":
                     conditions.append(m)
-        uncertain += self._uncertain_indications(doc, clinical, scope, usable, mentions)
-        condition_codes = self._condition_codes(doc, conditions, mentions, usable)
-        pains = [m for m in scope if m.label_ == "PAIN" and self._concept(m) in self.rules["pain"]]
-        affirmed_pain = [p for p in pains if not mention(p).is_uncertain]
+        uncertain += self._uncertain_indications(doc, clinical, scope)
+        condition_codes = self._condition_codes(doc, conditions, usable)
+        pain = self.rules["pain"]
+        pains = [m for m in scope if m.label == "PAIN" and m.concept in pain]
+        affirmed_pain = [p for p in pains if not p.attrs.is_uncertain]
         if uncertain and setting != "inpatient" and not affirmed_pain:
             # Outpatient: symptoms are coded instead of the uncertain diagnosis.
-            pains = [
-                m for m in usable if m.label_ == "PAIN" and self._concept(m) in self.rules["pain"]
-            ]
-        pains = [p for p in pains if not mention(p).is_uncertain]
-        return condition_codes + self._pain_codes(pains, condition_codes, mentions), uncertain
+            pains = [m for m in usable if m.label == "PAIN" and m.concept in pain]
+        pains = [p for p in pains if not p.attrs.is_uncertain]
+        pain_codes = self._pain_codes(pains, condition_codes)
+        return condition_codes + pain_codes, [m.span for m in uncertain]
 
-    def _diagnostic_scope(self, doc: Doc, clinical: list[Span]) -> list[Span]:
+    def _diagnostic_scope(self, doc: Doc, clinical: list[_Item]) -> list[_Item]:
         """The mentions of the diagnostic statement, by note type (docs/coding-rules.md section 3).
 
         Clinic, AI-scribe and radiology notes: their assessment, impression,
@@ -357,31 +399,25 @@ class Coder(RuleFileComponent):
         }
         statement = set(policy["sections"]) & present
         operative = policy["operative"]
-        sections = list(map(section_of, clinical))
-        with_mentions = set(sections)
+        with_mentions = {m.section for m in clinical}
         for primary, fallback in operative["same_as"].items():
             if primary in with_mentions:  # else "Same": the fallback stays in the statement
                 statement.discard(fallback)
         if not statement:
             return clinical
-        scope = [m for m, section in zip(clinical, sections, strict=True) if section in statement]
-        if scope and all(m.label_ == "PAIN" for m in scope):
+        scope = [m for m in clinical if m.section in statement]
+        if scope and all(m.label == "PAIN" for m in scope):
             causes = [
                 m
                 for m in clinical
-                if m.label_ == "CONDITION" and section_of(m) in operative["cause_sections"]
+                if m.label == "CONDITION" and m.section in operative["cause_sections"]
             ]
             scope.extend(causes)
         return scope
 
     def _uncertain_indications(
-        self,
-        doc: Doc,
-        clinical: list[Span],
-        scope: list[Span],
-        usable: list[Span],
-        mentions: list[Span],
-    ) -> list[Span]:
+        self, doc: Doc, clinical: list[_Item], scope: list[_Item]
+    ) -> list[_Item]:
         """An operative note's indication left uncertain ("exam consistent with
         radiculopathy") and never settled: a diagnosis that stays uncertain (UNCERTAIN_DX)."""
         operative = self.rules["diagnostic_statement"]["operative"]
@@ -392,40 +428,42 @@ class Coder(RuleFileComponent):
         return [
             m
             for m in clinical
-            if m.label_ == "CONDITION"
+            if m.label == "CONDITION"
             and m not in in_scope
-            and section_of(m) in sections
-            and mention(m).is_uncertain
+            and m.section in sections
+            and m.attrs.is_uncertain
             and not self._note.settled(m)
             and not self._note.ruled_out(m)
         ]
 
-    def _not_current(self, span: Span) -> bool:
+    def _not_current(self, m: _Item) -> bool:
         """Negated, a relative's, hypothetical, or historical and not carried into the present.
 
         Section 3 (v3): "history of chronic low back pain, worse this week" and a
         condition "since 2019, still" are current; a dated mention the sentence
         does not bring forward stays historical.
         """
-        status = mention(span)
+        status = m.attrs
         if not status.excluded():
             return False
         if status.is_negated or status.is_family or status.is_hypothetical:
             return True
+        span = m.span
         sent = sentence_of(span)
         window = span.doc[max(sent.start, span.start - 4) : min(sent.end, span.end + 4)]
         return re.search(self.rules["present_cues"], window.text) is None
 
-    def _non_spinal(self, span: Span) -> bool:
+    def _non_spinal(self, m: _Item) -> bool:
         """Pain the note places at a non-spinal site or puts down to a non-spinal cause."""
-        if span.label_ != "PAIN":
+        if m.label != "PAIN":
             return False
         rules = self.rules["non_spinal_pain"]
+        span = m.span
         after = doc_text(span.doc)[span.end_char : sentence_of(span).end_char]
         if re.search(rules["site"], after):
             return True
         # The same for every pain of one sentence: looked for once per sentence and section.
-        key = (sentence_bounds(span)[0], section_of(span))
+        key = (m.sentence, m.section)
         if key not in self._causes:
             entry = _entry_text(span, rules["entry_sections"])
             self._causes[key] = re.search(rules["cause"], entry) is not None
@@ -438,15 +476,14 @@ class Coder(RuleFileComponent):
             self._cues[key] = _cue_documented(doc_text(doc), cues)
         return self._cues[key]
 
-    def _sentence_matches(self, span: Span, pattern: str) -> bool:
-        key = (sentence_bounds(span)[0], pattern)
+    def _sentence_matches(self, m: _Item, pattern: str) -> bool:
+        key = (m.sentence, pattern)
         if key not in self._sentence_hits:
-            self._sentence_hits[key] = re.search(pattern, sentence_text(span)) is not None
+            self._sentence_hits[key] = re.search(pattern, sentence_text(m.span)) is not None
         return self._sentence_hits[key]
 
-    def _coded(self, span: Span) -> bool:
-        concept = self._concept(span)
-        return self._spec(concept) is not None or concept in self.rules["pain"]
+    def _coded(self, m: _Item) -> bool:
+        return self._spec(m.concept) is not None or m.concept in self.rules["pain"]
 
     def _spec(self, concept: str) -> dict[str, Any] | None:
         """The family rules of a concept; terminology concepts ("icd:M40.20") name their stem."""
@@ -456,40 +493,34 @@ class Coder(RuleFileComponent):
             return {"family": concept[len(prefix) :]}
         return spec
 
-    def _concept(self, span: Span) -> str:
-        """The concept, with back pain of a known region made that region's pain (asked
-        several times per mention: found once per note)."""
-        found = self._concepts.get(span)
-        if found is None:
-            found = self._concepts[span] = self._find_concept(span)
-        return found
-
-    def _find_concept(self, span: Span) -> str:
-        attrs = mention(span)
+    def _find_concept(self, m: _Item) -> str:
+        """The mention's concept, with back pain of a known region made that region's pain."""
+        attrs = m.attrs
         concept = attrs.concept or ""
         if concept == "back_pain" and attrs.regions:
             return self.rules["back_pain_by_region"].get(attrs.regions[0], concept)
-        if concept == "back_pain" and self._sentence_matches(span, self.rules["leg_radiation"]):
+        if concept == "back_pain" and self._sentence_matches(m, self.rules["leg_radiation"]):
             # "Back pain radiating to the leg" is low back pain (section 2, v3).
             return "low_back_pain"
-        if concept == "discitis" and _sentence_mentions(span, self.rules["pyogenic_cues"]):
+        if concept == "discitis" and _sentence_mentions(m.span, self.rules["pyogenic_cues"]):
             return "discitis_pyogenic"
         return concept
 
     # -- conditions ------------------------------------------------------------
     def _condition_codes(
-        self, doc: Doc, conditions: list[Span], mentions: list[Span], usable: list[Span]
+        self, doc: Doc, conditions: list[_Item], usable: list[_Item]
     ) -> list[Candidate]:
-        by_key: dict[tuple[str, str | None], list[Span]] = {}
-        sources: dict[tuple[Span, str | None], str] = {}  # (mention, region) -> how found
+        by_key: dict[tuple[str, str | None], list[_Item]] = {}
+        # (mention, region) -> how found; by Span, as the candidates' evidence is.
+        sources: dict[tuple[Span, str | None], str] = {}
         for m in conditions:
-            regions, source = self._regions(m, mentions)
+            regions, source = self._regions(m)
             for region in regions:
-                by_key.setdefault((self._concept(m), region), []).append(m)
-                sources.setdefault((m, region), source)
-        by_key = self._combine(by_key, usable, mentions)
+                by_key.setdefault((m.concept, region), []).append(m)
+                sources.setdefault((m.span, region), source)
+        by_key = self._combine(by_key, usable)
         pain_detail = self._pain_detail(usable)
-        claudication = any(self._concept(m) == "neurogenic_claudication" for m in usable)
+        claudication = any(m.concept == "neurogenic_claudication" for m in usable)
         out: list[Candidate] = []
         multi = {
             concept
@@ -524,7 +555,7 @@ class Coder(RuleFileComponent):
                         code=code,
                         concept=concept,
                         region=region,
-                        evidence=unique_spans(spans),
+                        evidence=_spans(spans),
                         kind="condition",
                         site_coded=not spec.get("no_region") and icd.has_regions(family),
                     )
@@ -535,11 +566,11 @@ class Coder(RuleFileComponent):
         return _dedupe(out)
 
     def _fractures(
-        self, doc: Doc, spec: dict[str, Any], region: str | None, spans: list[Span]
+        self, doc: Doc, spec: dict[str, Any], region: str | None, spans: list[_Item]
     ) -> list[Candidate]:
         """Traumatic fractures by vertebra; without trauma a compression fracture is a
         collapsed vertebra (M48.5-), and a fracture with no spinal level is not coded."""
-        text = " ".join(s.text.lower() for s in spans)
+        text = " ".join(s.span.text.lower() for s in spans)
         vertebral = any(w in text for w in ("vertebra", "compression", "burst", "wedge", "chance"))
         if region is None or not (vertebral or _vertebrae(spans)):
             return []
@@ -549,7 +580,7 @@ class Coder(RuleFileComponent):
             collapsed = self.rules["concepts"]["collapsed_vertebra"]
             code = icd.resolve(collapsed["family"], region)
             return [
-                Candidate(code, "collapsed_vertebra", region, unique_spans(spans), "condition"),
+                Candidate(code, "collapsed_vertebra", region, _spans(spans), "condition"),
                 *self._osteoporotic(doc, region, spans),
             ]
         kind = next(
@@ -567,18 +598,10 @@ class Coder(RuleFileComponent):
                 code = icd.fracture(family, vertebra, own, kind)
             except icd.CodeNotFound:
                 continue
-            out.append(
-                Candidate(
-                    code,
-                    "fracture",
-                    region,
-                    unique_spans(spans),
-                    "condition",
-                )
-            )
+            out.append(Candidate(code, "fracture", region, _spans(spans), "condition"))
         return out
 
-    def _osteoporotic(self, doc: Doc, region: str | None, spans: list[Span]) -> list[Candidate]:
+    def _osteoporotic(self, doc: Doc, region: str | None, spans: list[_Item]) -> list[Candidate]:
         """A collapsed vertebra with osteoporosis documented is also M80.08X- (section 2).
 
         Both candidates are returned: the Excludes1 note at M48.5 then keeps the
@@ -588,7 +611,7 @@ class Coder(RuleFileComponent):
         if not self._cue_documented(doc, rule["cues"]):
             return []
         code = icd.resolve(rule["family"])
-        return [Candidate(code, "osteoporotic_collapse", region, unique_spans(spans), "condition")]
+        return [Candidate(code, "osteoporotic_collapse", region, _spans(spans), "condition")]
 
     def _families(
         self, concept: str, spec: dict[str, Any], region: str | None
@@ -613,7 +636,7 @@ class Coder(RuleFileComponent):
             ]
         return [(r, family) for r in regions]
 
-    def _regions(self, span: Span, mentions: list[Span]) -> tuple[list[str | None], str]:
+    def _regions(self, m: _Item) -> tuple[list[str | None], str]:
         """The regions of a condition, with levels documented elsewhere where it has none,
         and how they were found (one of ``REGION_SOURCES``).
 
@@ -624,9 +647,9 @@ class Coder(RuleFileComponent):
         region. Only where the note names no level or region for it is it site
         unspecified; limb words are no region.
         """
-        concept = self._concept(span)
+        concept = m.concept
         spec = self._spec(concept) or {}
-        attrs = mention(span)
+        attrs = m.attrs
         own = list(attrs.regions or [])
         if own and any(is_precise(a) for a in attrs.linked_levels or []):
             return own, "own_level"
@@ -643,7 +666,7 @@ class Coder(RuleFileComponent):
             # A junction word ("lumbosacral") is already as precise as a level.
             compatible = self.rules["compatible_regions"]
             junctions = self.rules["junction_neighbours"]
-            levels = same or self._procedure_regions(mentions, spec)
+            levels = same or self._procedure_regions(spec)
             refined = [
                 r
                 for word in own
@@ -658,68 +681,64 @@ class Coder(RuleFileComponent):
             if set(refined) & set(levels):
                 source = "same_condition" if same else "procedure"
             return list(dict.fromkeys(refined)), source
-        sentence = self._sentence_regions(span)
+        sentence = self._sentence_regions(m)
         if sentence:
             return sentence, "sentence"
         same += self._note.regions.get(concept, {})  # (this mention has no regions)
         if same:
             return list(dict.fromkeys(same)), "same_condition"
-        procedure = self._procedure_regions(mentions, spec)
+        procedure = self._procedure_regions(spec)
         if procedure:
             return procedure, "procedure"
         only = self._note.only_region()
         return only, "none" if only == [None] else "only_region"
 
-    def _sentence_regions(self, span: Span) -> list[str]:
+    def _sentence_regions(self, m: _Item) -> list[str]:
         """Regions for a mention with none of its own, from its sentence: those of the
         condition it is coordinated with ("spondylolisthesis and stenosis at L4-5 and
         L5-S1"), else those of the sentence's levels ("at L4-L5 ... impingement by a
         disc protrusion")."""
-        doc = span.doc
-        sentence = sentence_bounds(span)[0]
-        same = self._note.by_sentence.get((span.label_, sentence), [])
-        k = bisect_left(same, span.end, key=lambda m: m.start)  # (in note order)
+        doc = m.span.doc
+        same = self._note.by_sentence.get((m.label, m.sentence), [])
+        k = bisect_left(same, m.end, key=_start)  # (in note order)
         after = same[k] if k < len(same) else None
-        if after and all(doc[i].lower_ in _COORDINATION for i in range(span.end, after.start)):
+        if after and all(doc[i].lower_ in _COORDINATION for i in range(m.end, after.start)):
             regions = [
                 r
-                for a in mention(after).linked_levels or []
+                for a in after.attrs.linked_levels or []
                 if is_precise(a)
                 for r in anchor_regions(a)
                 if r
             ]
             if regions:
                 return list(dict.fromkeys(regions))
-        return self._note.level_regions(sentence)
+        return self._note.level_regions(m.sentence)
 
-    def _procedure_regions(self, mentions: list[Span], spec: dict[str, Any]) -> list[str]:
+    def _procedure_regions(self, spec: dict[str, Any]) -> list[str]:
         """Regions of the levels of the procedure performed; single levels as nerve
         roots for a root condition ("L4, L5 and S1 transforaminal" -> lumbar, lumbosacral).
         The same for every mention of a note: found once per note."""
         roots = bool(spec.get("roots"))
         if roots not in self._note.procedure:
-            self._note.procedure[roots] = self._find_procedure_regions(mentions, roots)
+            self._note.procedure[roots] = self._find_procedure_regions(roots)
         return self._note.procedure[roots]
 
-    def _find_procedure_regions(self, mentions: list[Span], roots: bool) -> list[str]:
+    def _find_procedure_regions(self, roots: bool) -> list[str]:
         sections = set(self.rules["procedure_sections"])
         regions: list[str] = []
-        for a in mentions:
-            if a.label_ != "SPINAL_LEVEL" or section_of(a) not in sections:
+        for a in self._note.items:
+            if a.label != "SPINAL_LEVEL" or a.section not in sections:
                 continue
-            levels = mention(a).levels or []
+            levels = a.attrs.levels or []
             if roots and len(levels) == 1 and levels[0][0] in "CTLS":
                 regions.append(root_region(levels[0]))
-            elif mention(a).region:
-                regions.append(mention(a).region)
+            elif a.attrs.region:
+                regions.append(a.attrs.region)
         return list(dict.fromkeys(regions))
 
     def _combine(
-        self,
-        by_key: dict[tuple[str, str | None], list[Span]],
-        usable: list[Span],
-        mentions: list[Span],
-    ) -> dict[tuple[str, str | None], list[Span]]:
+        self, by_key: dict[tuple[str, str | None], list[_Item]], usable: list[_Item]
+    ) -> dict[tuple[str, str | None], list[_Item]]:
         """ICD-10-CM's "with" convention: radiculopathy or myelopathy with a disc disorder
         or spondylosis of its region is one combination code (section 2).
 
@@ -731,23 +750,18 @@ class Coder(RuleFileComponent):
         combinations = self.rules["combinations"]
         compatible = self.rules["compatible_regions"]
         out = dict(by_key)
-        partners: dict[tuple[str, str | None], list[Span]] = {
+        partners: dict[tuple[str, str | None], list[_Item]] = {
             k: v for k, v in by_key.items() if self._partner_kind(k[0])
         }
         for m in usable:
-            if m.label_ != "CONDITION":
+            if m.label != "CONDITION":
                 continue
-            attrs, concept = mention(m), self._concept(m)
-            if attrs.is_uncertain or not self._partner_kind(concept):
+            if m.attrs.is_uncertain or not self._partner_kind(m.concept):
                 continue
-            for region in attrs.regions or []:
-                partners.setdefault((concept, region), [m])
-        sciatica = [m for m in usable if self._concept(m) == "sciatica"]
-        hedged = {
-            self._concept(m)
-            for m, attrs in zip(mentions, map(mention, mentions), strict=True)
-            if attrs.is_uncertain or attrs.is_negated
-        }
+            for region in m.attrs.regions or []:
+                partners.setdefault((m.concept, region), [m])
+        sciatica = [m for m in usable if m.concept == "sciatica"]
+        hedged = {m.concept for m in self._note.items if m.attrs.is_uncertain or m.attrs.is_negated}
         for key, spans in by_key.items():
             rule = combinations.get(key[0])
             if rule is None:
@@ -768,10 +782,8 @@ class Coder(RuleFileComponent):
             ]
             # A partner of the very region beats one of a neighbouring junction.
             fits = [k for k in fits if k[1] == region] or fits
-            sentences = {sentence_bounds(s)[0] for s in spans}
-            close = [
-                k for k in fits if any(sentence_bounds(p)[0] in sentences for p in partners[k])
-            ]
+            sentences = {s.sentence for s in spans}
+            close = [k for k in fits if any(p.sentence in sentences for p in partners[k])]
             for k in close or fits:
                 combined = rule["with"][self._partner_kind(k[0])]
                 out.setdefault((combined, k[1]), []).extend([*partners[k], *spans])
@@ -796,37 +808,35 @@ class Coder(RuleFileComponent):
         spec = self._spec(concept) or {}
         return spec.get("partner")
 
-    def _pain_detail(self, usable: list[Span]) -> str | None:
+    def _pain_detail(self, usable: list[_Item]) -> str | None:
         """The M51.36-/M51.37- split: back pain, leg pain, both or neither."""
-        concepts = {self._concept(m) for m in usable if m.label_ in ("PAIN", "CONDITION")}
+        concepts = {m.concept for m in usable if m.label in ("PAIN", "CONDITION")}
         back = bool(concepts & set(self.rules["back_pain_concepts"]))
         leg = bool(concepts & set(self.rules["leg_pain_concepts"])) or "radiculopathy" in concepts
         leg = leg or any(
-            mention(m).concept == "back_pain"
+            m.attrs.concept == "back_pain"
             and self._sentence_matches(m, self.rules["leg_radiation"])
             for m in usable
         )
         return "both" if back and leg else "back" if back else "leg" if leg else None
 
     # -- pain -------------------------------------------------------------------
-    def _pain_codes(
-        self, pains: list[Span], conditions: list[Candidate], mentions: list[Span]
-    ) -> list[Candidate]:
+    def _pain_codes(self, pains: list[_Item], conditions: list[Candidate]) -> list[Candidate]:
         """Pain codes, one per region (section 2, v3), less those integral to a condition."""
         rules = self.rules["pain"]
-        by_concept: dict[str, list[Span]] = {}
+        by_concept: dict[str, list[_Item]] = {}
         for p in pains:
-            by_concept.setdefault(self._concept(p), []).append(p)
+            by_concept.setdefault(p.concept, []).append(p)
         if "back_pain" in by_concept:
             # Back pain NOS takes its region from the note's other back pain ("backbone
             # pain" in the impression, "chronic low back pain" in the HPI).
             borrows = set(self.rules["back_pain_borrows"])
             regional = {
-                self._concept(m)
-                for m in mentions
-                if m.label_ == "PAIN"
-                and self._concept(m) in borrows
-                and not (mention(m).is_negated or mention(m).is_family)
+                m.concept
+                for m in self._note.items
+                if m.label == "PAIN"
+                and m.concept in borrows
+                and not (m.attrs.is_negated or m.attrs.is_family)
             }
             if len(regional) == 1:
                 concept = regional.pop()
@@ -849,19 +859,19 @@ class Coder(RuleFileComponent):
                     code=code,
                     concept=concept,
                     region=None,
-                    evidence=unique_spans(spans),
+                    evidence=_spans(spans),
                     kind="pain",
                 )
             )
         return _dedupe(out)
 
 
-def _vertebrae(spans: list[Span]) -> list[str]:
+def _vertebrae(spans: list[_Item]) -> list[str]:
     """The single vertebrae ("L1", not "L4-L5") linked to these mentions, in order."""
     found = [
         mention(a).levels[0]
         for s in spans
-        for a in mention(s).linked_levels or []
+        for a in s.attrs.linked_levels or []
         if a.label_ == "SPINAL_LEVEL" and len(mention(a).levels or []) == 1
     ]
     return list(dict.fromkeys(found))
@@ -925,22 +935,20 @@ def _family_side(region: str | None) -> str:
 _COORDINATION = {"and", "or", ",", "/", "&", "with"}
 
 
-def _cervical_level(spans: list[Span]) -> str | None:
+def _cervical_level(spans: list[_Item]) -> str | None:
     """The most superior cervical disc level of the mentions (tabular note at M50)."""
     found = [
         (VERTEBRAE.index(levels[0]), f"{levels[0]}-{levels[1]}")
-        for span in spans
-        for anchor in (
-            mention(span).linked_levels or [] if span.label_ != "SPINAL_LEVEL" else [span]
-        )
+        for m in spans
+        for anchor in (m.attrs.linked_levels or [] if m.label != "SPINAL_LEVEL" else [m.span])
         for levels in [mention(anchor).levels or []]
         if len(levels) == 2 and all(v.startswith("C") for v in levels)
     ]
     return min(found)[1] if found else None
 
 
-def _side(spans: list[Span]) -> str | None:
-    sides = {mention(s).side for s in spans if mention(s).side}
+def _side(spans: list[_Item]) -> str | None:
+    sides = {s.attrs.side for s in spans if s.attrs.side}
     return sides.pop() if len(sides) == 1 and sides <= {"right", "left"} else None
 
 
