@@ -127,6 +127,7 @@ def time_one(nlp, text: str, runs: int = RUNS) -> float:
         times.append(time.perf_counter() - start)
         if result["error"]:
             raise SystemExit(f"not coded: {result['error']}")
+        del result  # (freed here, not in the next run's time: 0.1 s for 1 MB of mentions)
     return min(times)
 
 

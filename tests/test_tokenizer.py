@@ -7,6 +7,7 @@ import json
 import pytest
 
 from notecoder import tokenizer
+from notecoder.extensions import doc_text
 from tests.conftest import blank_pipeline, shared_corpus
 
 
@@ -109,7 +110,9 @@ def test_a_long_note_read_in_stretches_is_tokenized_as_spacy_would(nlp, spine_no
     offsets and norms as spaCy's tokenizer gives the whole text."""
     text = " \n\n  ".join(spine_notes[:200]) + " don't  stop, it's \n "
     assert len(text) > 3 * tokenizer.LONG_NOTE
-    assert tokens_in_full(nlp.make_doc(text)) == tokens_in_full(spacys_tokenizer(nlp)(text))
+    doc = nlp.make_doc(text)
+    assert tokens_in_full(doc) == tokens_in_full(spacys_tokenizer(nlp)(text))
+    assert doc_text(doc) == doc.text == text  # (noted by the tokenizer, not joined again)
 
 
 def test_every_stretch_boundary_keeps_spacys_tokens(nlp, spine_notes, monkeypatch):
@@ -119,7 +122,9 @@ def test_every_stretch_boundary_keeps_spacys_tokens(nlp, spine_notes, monkeypatc
     monkeypatch.setattr(tokenizer, "STRETCH", 40)
     spacys = spacys_tokenizer(nlp)
     for text in [*spine_notes[:60], "a  b\n\nc \t d   don't\n e", " lead", "tail  "]:
-        assert tokens_in_full(nlp.make_doc(text)) == tokens_in_full(spacys(text))
+        doc = nlp.make_doc(text)
+        assert tokens_in_full(doc) == tokens_in_full(spacys(text))
+        assert doc_text(doc) == doc.text
 
 
 def test_a_long_chunk_keeps_the_norms_of_exceptions(nlp):

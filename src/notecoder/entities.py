@@ -221,8 +221,9 @@ class EntityRuler(SpanRuler):
             same = by_label.get(match[2])
             if same is not None:
                 same.append(match)
+        hashes = _Hashes(doc.vocab.strings)
         spans = [
-            Span(doc, start, end, label=label, span_id=pattern_id)
+            Span(doc, start, end, label=hashes[label], span_id=hashes[pattern_id])
             for label in _LABELS
             for start, end, _, pattern_id in _longest(by_label[label])
         ]
@@ -325,7 +326,7 @@ class EntityRuler(SpanRuler):
                 or any(i in covered for i in range(start, end))
             ):
                 continue
-            span = Span(doc, start, end, label=source.label_, span_id=source.id_)
+            span = Span(doc, start, end, label=source.label, span_id=source.id)
             mention(span).abbreviation_of = source
             found.append(span)
             covered.update(range(start, end))
@@ -375,6 +376,22 @@ class EntityRuler(SpanRuler):
 def _defines(short_start: int, long_form: Span) -> bool:
     """A short form in brackets right after its long form: "disc disease (DDD)"."""
     return 0 <= short_start - long_form.end <= 2
+
+
+class _Hashes(dict[str, int]):
+    """The string store's hash of each label and pattern id, asked of it once per note.
+
+    A ``Span`` made with strings hashes and adds both to the store again (half
+    the cost of making it, thousands of times in a note dense with mentions).
+    """
+
+    def __init__(self, strings: StringStore) -> None:
+        super().__init__()
+        self.strings = strings
+
+    def __missing__(self, key: str) -> int:
+        value = self[key] = self.strings.add(key)
+        return value
 
 
 class _FirstTokens:

@@ -226,6 +226,14 @@ def doc_text(doc: Doc) -> str:
     return text
 
 
+def made_from(doc: Doc, text: str) -> Doc:
+    """The Doc a tokenizer made of ``text``, noted as its :func:`doc_text`: spaCy's
+    tokenizer keeps every character, so the Doc's text is the text it was given
+    (without joining a Token per token again: 70 ms for a 1 MB note)."""
+    doc.user_data[_TEXT_KEY] = text
+    return doc
+
+
 _SENTENCES_KEY = "notecoder.sentences"
 
 

@@ -169,10 +169,7 @@ def doc_to_result(doc: Doc, note_id: str | None) -> dict[str, Any]:
 
     def evidence_of(spans: list[Span]) -> list[dict[str, Any]]:
         # A mention is often the evidence of several codes and flags: read once.
-        return [
-            dict(found[s] if s in found else found.setdefault(s, evidence(s, context)))
-            for s in spans
-        ]
+        return [dict(found.get(s) or found.setdefault(s, evidence(s, context))) for s in spans]
 
     codes = [
         {

@@ -40,6 +40,8 @@ from spacy.tokenizer import Tokenizer
 from spacy.tokens import Doc
 from spacy.util import compile_infix_regex, compile_prefix_regex, compile_suffix_regex
 
+from notecoder.extensions import made_from
+
 #: Longest chunk (characters between spaces) spaCy's tokenizer gets whole.
 LONG_CHUNK = 48
 _LONG = re.compile(rf"\S{{{LONG_CHUNK + 1},}}")
@@ -95,6 +97,9 @@ class NoteTokenizer(Tokenizer):
     read a stretch at a time (see the module)."""
 
     def __call__(self, text: str) -> Doc:
+        return made_from(self._tokenize(text), text)
+
+    def _tokenize(self, text: str) -> Doc:
         if len(text) <= LONG_NOTE and _LONG.search(text) is None:
             return super().__call__(text)
         rows: list[numpy.ndarray] = []
