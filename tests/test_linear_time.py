@@ -143,6 +143,37 @@ def test_entity_matches_are_spacys_in_spacys_order(nlp, texts):
         assert ruler._matches(doc) == theirs
 
 
+def test_longest_matches_are_those_spacy_filter_spans_keeps(nlp, texts):
+    """Every label's matches of real and crafted notes (nested, tied and overlapping),
+    and random ones: the matches kept, and their order, as ``filter_spans``."""
+    import random
+
+    from spacy.tokens import Span
+    from spacy.util import filter_spans
+
+    from notecoder.entities import _longest
+
+    def spacys(doc, matches):
+        spans = [Span(doc, s, e, label=label, span_id=i) for s, e, label, i in matches]
+        return [(s.start, s.end, s.label_, s.id_) for s in filter_spans(spans)]
+
+    ruler = nlp.get_pipe("notecoder_entities")
+    for text in texts:
+        doc = run_until(nlp, text, "abbreviations")
+        matches = ruler._matches(doc)
+        for label in {m[2] for m in matches}:
+            same = [m for m in matches if m[2] == label]
+            assert _longest(same) == spacys(doc, same)
+    doc = nlp.make_doc("word " * 60)
+    rng = random.Random(7)
+    for _ in range(200):
+        starts = sorted(rng.randrange(55) for _ in range(rng.randrange(1, 30)))
+        ends = [s + rng.randrange(1, 5) for s in starts]
+        ids = [f"c{rng.randrange(3)}" for _ in starts]
+        matches = list(zip(starts, ends, ["CONDITION"] * len(starts), ids, strict=True))
+        assert _longest(matches) == spacys(doc, matches)
+
+
 def test_a_note_is_freed_as_soon_as_it_is_coded(nlp):
     """Not left in cycles for the garbage collector (whose pass then walks every object
     of the note), nor kept by a component until the next note."""
