@@ -111,6 +111,14 @@ def test_v3_code(code, note, expected):
     assert codes == expected
 
 
+def test_a_pains_cause_is_read_in_its_entry_not_pages_on(code):
+    """An entry runs a few sentences and about 1,500 characters: kidney stones named
+    after 2,000 characters of run-on dictation are not this back pain's cause."""
+    assert code("ASSESSMENT: Low back pain. Kidney stones.")[0] == set()
+    run_on = "Low back pain, " + "worse with bending and lifting and sitting, " * 45
+    assert code(f"ASSESSMENT: {run_on}. Kidney stones.")[0] == {"M54.50"}
+
+
 def test_limb_words_are_no_region(code):
     codes, flags, _ = code("ASSESSMENT: Right lower extremity radiculopathy.")
     assert codes == {"M54.10"}

@@ -28,6 +28,7 @@ import re
 from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 from spacy.tokens import Doc, Span
@@ -203,15 +204,7 @@ class _NoteIndex:
         """The spinal levels of the sentences of these mentions."""
         sentences = dict.fromkeys(m.sentence for m in items)
         levels = [a for k in sentences for a in self.by_sentence.get(("SPINAL_LEVEL", k), [])]
-        return sorted(levels, key=_index) if len(sentences) > 1 else levels
-
-
-def _index(m: _Item) -> int:
-    return m.index
-
-
-def _start(m: _Item) -> int:
-    return m.start
+        return sorted(levels, key=attrgetter("index")) if len(sentences) > 1 else levels
 
 
 class Coder(RuleFileComponent):
@@ -700,7 +693,7 @@ class Coder(RuleFileComponent):
         disc protrusion")."""
         doc = m.span.doc
         same = self._note.by_sentence.get((m.label, m.sentence), [])
-        k = bisect_left(same, m.end, key=_start)  # (in note order)
+        k = bisect_left(same, m.end, key=attrgetter("start"))  # (in note order)
         after = same[k] if k < len(same) else None
         if after and all(doc[i].lower_ in _COORDINATION for i in range(m.end, after.start)):
             regions = [
@@ -895,27 +888,35 @@ def _cue_documented(text: str, cues: list[str]) -> bool:
 
 #: A numbered list item ("2. Hypertension."): the next entry of an assessment.
 _LIST_ITEM = re.compile(r"\s*\(?\d{1,2}[.)]\s")
+#: How far an assessment entry runs: sentences after the first, and characters (a note
+#: with no sentence ends has sentences of 200 tokens, and each of its pains would
+#: otherwise have nine of them, 10 KB, searched for a cause).
+_ENTRY_SENTENCES = 8
+_ENTRY_CHARS = 1500
 
 
 def _entry_text(span: Span, sections: list[str]) -> str:
     """The span's sentence and the rest of its assessment entry: the following
     sentences up to the next numbered item or a section other than ``sections``
-    (an AI-scribe "1. Back pain." followed by its "Medical Reasoning:")."""
+    (an AI-scribe "1. Back pain." followed by its "Medical Reasoning:"), while
+    the entry is under ``_ENTRY_CHARS``."""
     doc = span.doc
     if not doc.has_annotation("SENT_START"):
         return doc_text(doc)
     text = doc_text(doc)
     sent = sentence_of(span)
     parts = [text[sent.start_char : sent.end_char]]
+    length = len(parts[0])
     allowed = {section_of(span), *sections}
-    for _ in range(8):
-        if sent.end >= len(doc):
+    for _ in range(_ENTRY_SENTENCES):
+        if sent.end >= len(doc) or length >= _ENTRY_CHARS:
             break
         sent = sentence_of(doc[sent.end : sent.end + 1])
         part = text[sent.start_char : sent.end_char]
         if _LIST_ITEM.match(part) or section_of(sent) not in allowed:
             break
         parts.append(part)
+        length += len(part)
     return " ".join(parts)
 
 

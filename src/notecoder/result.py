@@ -28,6 +28,9 @@ _PHRASE_WORDS = frozenset(
     }
 )  # fmt: skip
 
+#: Those a phrase takes before its first word ("severe", "the"): not the connectors.
+_LEADING_WORDS = _PHRASE_WORDS - {",", "and", "-"}
+
 
 def diagnostic_phrase(span: Span) -> tuple[int, int]:
     """The token bounds of a mention's whole diagnostic phrase: "fracture dislocation,
@@ -53,7 +56,7 @@ def diagnostic_phrase(span: Span) -> tuple[int, int]:
     for anchor in reversed(anchors):  # to the left: "L4-5 left paracentral", "lumbar"
         if anchor.end <= start and anchor.start >= sent_start and joined(anchor.end, start):
             start = anchor.start
-    while start > sent_start and doc[start - 1].lower_ in _PHRASE_WORDS - {",", "and", "-"}:
+    while start > sent_start and doc[start - 1].lower_ in _LEADING_WORDS:
         start -= 1
     while start < span.start and doc[start].lower_ in {"at", "of", "the", "in", "to", "/"}:
         start += 1
