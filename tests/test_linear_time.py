@@ -46,7 +46,11 @@ def run_until(nlp, text: str, last: str):
     raise ValueError(last)
 
 
-def test_abbreviations_as_scispacy_finds_them(nlp, texts):
+@pytest.mark.parametrize("block", [16384, 3], ids=["whole", "3 parentheses at a time"])
+def test_abbreviations_as_scispacy_finds_them(nlp, texts, block, monkeypatch):
+    from notecoder import abbreviations
+
+    monkeypatch.setattr(abbreviations, "_BLOCK", block)
     theirs = AbbreviationDetector(nlp, "scispacy")
     for text in texts:
         ours_doc = run_until(nlp, text, "abbreviations")

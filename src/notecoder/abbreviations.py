@@ -31,6 +31,9 @@ from notecoder.spans import TokenText
 _MAX_INSIDE = 8
 
 
+#: How many "(" the arrays of the first tests hold at a time.
+_BLOCK = 16384
+
 #: A stretch of tokens [start, end).
 _Tokens = tuple[int, int]
 
@@ -50,7 +53,16 @@ class ParenthesisAbbreviationDetector(AbbreviationDetector):
             return doc
         texts = TokenText(doc)
         starts, ends = texts.arrays
-        inside = _plausible(self._inside(orth, opens), ends - starts)
+        lengths = ends - starts
+        wrong = numpy.concatenate([[0], numpy.cumsum((lengths < 2) | (lengths >= 10))])
+        closes = numpy.append(orth == self._close, False)  # (the last: past the end)
+        # A block of "(" at a time: arrays of a few MB at most, where 1 MB of "(a) " made
+        # 16 MB ones, each a new mapping from the kernel.
+        inside = [
+            pair
+            for at in range(0, len(opens), _BLOCK)
+            for pair in _plausible(_inside(closes, opens[at : at + _BLOCK]), wrong)
+        ]
         if not inside:
             return doc
         brackets = (orth == self._open).astype("int8") - (orth == self._close).astype("int8")
@@ -63,16 +75,6 @@ class ParenthesisAbbreviationDetector(AbbreviationDetector):
                     short._.long_form = long_form
                     abbreviations.append(short)
         return doc
-
-    def _inside(self, orth: numpy.ndarray, opens: numpy.ndarray) -> numpy.ndarray:
-        """What scispaCy's matcher finds, less its brackets and its long candidates:
-        each "(" with every ")" 2 to 9 tokens on, in order of the "(" then the ")"
-        (the tokens inside, one row each)."""
-        closes = numpy.append(orth == self._close, False)  # (the last: past the end)
-        # One row per "(", one column per step: row by row is "(" then ")" order.
-        ends = numpy.minimum(opens[:, None] + numpy.arange(2, 2 + _MAX_INSIDE), len(orth))
-        found = closes[ends]
-        return numpy.stack([numpy.repeat(opens + 1, found.sum(axis=1)), ends[found]], axis=1)
 
     def _definitions(
         self, candidates: list[tuple[_Tokens, _Tokens]], doc: Doc, texts: TokenText
@@ -106,9 +108,20 @@ class ParenthesisAbbreviationDetector(AbbreviationDetector):
         return list(found.items())
 
 
-def _plausible(inside: numpy.ndarray, lengths: numpy.ndarray) -> list[_Tokens]:
+def _inside(closes: numpy.ndarray, opens: numpy.ndarray) -> numpy.ndarray:
+    """What scispaCy's matcher finds, less its brackets and its long candidates: each
+    "(" with every ")" 2 to 9 tokens on, in order of the "(" then the ")" (the tokens
+    inside, one row each; ``closes``: is each token a ")", and one more, False)."""
+    # One row per "(", one column per step: row by row is "(" then ")" order.
+    ends = numpy.minimum(opens[:, None] + numpy.arange(2, 2 + _MAX_INSIDE), len(closes) - 1)
+    found = closes[ends]
+    return numpy.stack([numpy.repeat(opens + 1, found.sum(axis=1)), ends[found]], axis=1)
+
+
+def _plausible(inside: numpy.ndarray, wrong: numpy.ndarray) -> list[_Tokens]:
     """The parentheses that pass the first of scispaCy's tests (at most 8 words, not at
-    the start of the note, each word of the short form 2 to 9 characters), on arrays.
+    the start of the note, each word of the short form 2 to 9 characters), on arrays
+    (``wrong``: how many tokens before each are not 2 to 9 characters long).
 
     "(a) " repeated puts three parentheses per bracket before ``_candidates``,
     none with a short form of two letters.
@@ -117,7 +130,6 @@ def _plausible(inside: numpy.ndarray, lengths: numpy.ndarray) -> list[_Tokens]:
     long_inside = end - start > 3
     short_start = numpy.clip(numpy.where(long_inside, start - 2, start), 0, None)
     short_end = numpy.where(long_inside, start - 1, end)
-    wrong = numpy.concatenate([[0], numpy.cumsum((lengths < 2) | (lengths >= 10))])
     keep = (end - start <= 8) & (start != 1) & (wrong[short_end] == wrong[short_start])
     return [(a, b) for a, b in inside[keep].tolist()]
 

@@ -79,8 +79,9 @@ class TokenText:
     @cached_property
     def arrays(self) -> tuple[numpy.ndarray, numpy.ndarray]:
         """The first character and the end of each token's text, as arrays."""
-        offsets = self.doc.to_array([IDX, LENGTH]).astype("int64").reshape(-1, 2)
-        starts = numpy.ascontiguousarray(offsets[:, 0])
+        # (A view, not a copy: offsets and lengths are far below 2**63.)
+        offsets = self.doc.to_array([IDX, LENGTH]).reshape(-1, 2).view("int64")
+        starts = offsets[:, 0].copy()
         return starts, starts + offsets[:, 1]
 
     # Memoryviews, not lists: an int is made as it is read, where a list holds one
