@@ -65,7 +65,7 @@ class ParenthesisAbbreviationDetector(AbbreviationDetector):
         ]
         if not inside:
             return doc
-        brackets = (orth == self._open).astype("int8") - (orth == self._close).astype("int8")
+        brackets = (orth == self._open).astype("int8") - closes[:-1].astype("int8")
         candidates = _candidates(inside, texts, brackets)
         definitions = self._definitions(candidates, doc, texts)
         if definitions:
