@@ -117,7 +117,8 @@ class NoteTokenizer(Tokenizer):
                     self._add(piece, rows)
             start = chunk.end()
         self._add(text[start:], rows)
-        orth, spaces, norm = numpy.concatenate(rows).T.copy()
+        # (Column by column: no second copy of the whole table, transposed.)
+        orth, spaces, norm = (numpy.concatenate([r[:, k] for r in rows]) for k in range(3))
         # Token ids (not strings): the Doc looks each up, with no Python str per token.
         doc = Doc(self.vocab, words=memoryview(orth), spaces=memoryview(spaces))
         return doc.from_array([NORM], norm)  # the norms of tokenizer exceptions ("n't")
