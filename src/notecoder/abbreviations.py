@@ -48,7 +48,8 @@ class ParenthesisAbbreviationDetector(AbbreviationDetector):
 
     def __call__(self, doc: Doc) -> Doc:
         orth = doc.to_array(ORTH)
-        opens = (orth == self._open).nonzero()[0]
+        is_open = orth == self._open
+        opens = is_open.nonzero()[0]
         if not len(opens):
             return doc
         texts = TokenText(doc)
@@ -65,7 +66,7 @@ class ParenthesisAbbreviationDetector(AbbreviationDetector):
         ]
         if not inside:
             return doc
-        brackets = (orth == self._open).astype("int8") - closes[:-1].astype("int8")
+        brackets = is_open.astype("int8") - closes[:-1].astype("int8")
         candidates = _candidates(inside, texts, brackets)
         definitions = self._definitions(candidates, doc, texts)
         if definitions:
